@@ -1,0 +1,84 @@
+"""Plugboard: see and manage every EV charging connector, live.
+
+`create_app()` builds the one Flask application: the JSON API, the pages and the OCPP
+endpoint over one database.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from werkzeug.routing import IntegerConverter
+
+from dashboard import config
+from dashboard.extensions import csrf, db, login_manager, migrate, sock
+
+
+class IdConverter(IntegerConverter):
+    """`<id:name>`: a database id, 1 to 2**31-1. Anything else does not match (404), so no
+    out-of-range number ever reaches a query."""
+
+    def __init__(self, map, *args, **kwargs):
+        super().__init__(map, min=1, max=2**31 - 1)
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
+    """SQLite: enforce foreign keys (cascades), WAL for readers beside a writer, and wait
+    for a lock instead of failing at once."""
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.close()
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the application from the environment, overridden by `test_config`."""
+    app = Flask(__name__.split(".")[0], root_path=str(config.INSTANCE_DIR.parent))
+    app.config.from_mapping(config.from_environment())
+    if test_config:
+        app.config.from_mapping(test_config)
+    if not app.config.get("SECRET_KEY"):
+        raise RuntimeError(
+            "SECRET_KEY is not set: export SECRET_KEY (or SECRET_KEY_FILE), "
+            "or run `make run`, which generates instance/secret_key"
+        )
+    config.INSTANCE_DIR.mkdir(exist_ok=True)
+    app.json.sort_keys = False
+    app.url_map.converters["id"] = IdConverter
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(config.INSTANCE_DIR.parent / "migrations"))
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    sock.init_app(app)
+
+    from dashboard import (
+        auth,  # noqa: F401  (registers the user loader)
+        models,  # noqa: F401  (registers the tables)
+    )
+    from dashboard.api import bp as api_bp
+    from dashboard.api.envelope import register_error_handlers
+    from dashboard.cli import register_commands
+    from dashboard.ops import bp as ops_bp
+
+    # API writes are protected by the Bearer token, or by csrf.protect() for sessions.
+    csrf.exempt(api_bp)
+    app.register_blueprint(api_bp)
+    app.register_blueprint(ops_bp)
+    register_error_handlers(app)
+    register_commands(app)
+
+    @app.after_request
+    def _security_headers(response):
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response
+
+    return app

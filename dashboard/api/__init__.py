@@ -1,0 +1,7 @@
+"""The JSON API, /api/v1: the specification's envelope in and out."""
+
+from flask import Blueprint
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+from dashboard.api import chargepoints, connectors, docs  # noqa: E402,F401  (routes)

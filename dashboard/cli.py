@@ -1,0 +1,194 @@
+"""Commands of `flask --app wsgi ...`: companies, users, charge points, tokens, demo data.
+
+Each command runs the same service functions as the API, as a superadmin-equivalent
+operator, and commits once."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import click
+from flask import Flask
+from marshmallow import ValidationError
+from sqlalchemy import select
+
+from dashboard.auth.tokens import issue_token
+from dashboard.extensions import db
+from dashboard.models import ChargePoint, Company, Role, User
+from dashboard.schemas.chargepoint import ChargePointCreateSchema
+from dashboard.services import chargepoints as chargepoint_service
+from dashboard.services import connectors as connector_service
+from dashboard.services.errors import ServiceError
+from dashboard.services.permissions import BUILTIN_ROLES, sync_builtin_roles
+
+DEMO_PASSWORD = "plugboard-demo"
+
+
+class _Operator:
+    """The actor behind CLI commands: every permission, every company."""
+
+    id = None
+    company_id = None
+    is_superadmin = True
+
+    def can(self, permission: str) -> bool:
+        return True
+
+
+OPERATOR = _Operator()
+
+
+def _fail(message: str):
+    raise click.ClickException(message)
+
+
+def create_company(name: str) -> Company:
+    """Create a company named `name` (unique)."""
+    name = name.strip()
+    if not name:
+        _fail("The company name must not be blank")
+    if db.session.scalar(select(Company).where(Company.name == name)) is not None:
+        _fail(f"A company named {name!r} already exists")
+    company = Company(name=name)
+    db.session.add(company)
+    db.session.flush()
+    return company
+
+
+def create_user(email: str, password: str, role_name: str, company_id: int | None) -> User:
+    """Create a user with a role; a company user must belong to a company."""
+    email = email.strip().lower()
+    if "@" not in email:
+        _fail(f"{email!r} is not an email address")
+    if len(password) < 8:
+        _fail("The password must have at least 8 characters")
+    roles = sync_builtin_roles()
+    role: Role = roles[role_name]
+    if not role.all_companies and company_id is None:
+        _fail(f"A {role_name} needs --company")
+    if company_id is not None and db.session.get(Company, company_id) is None:
+        _fail(f"No company with id {company_id}")
+    if db.session.scalar(select(User).where(User.email == email)) is not None:
+        _fail(f"A user with email {email} already exists")
+    user = User(email=email, role=role, company_id=company_id)
+    user.set_password(password)
+    db.session.add(user)
+    db.session.flush()
+    return user
+
+
+def register_commands(app: Flask) -> None:
+    """Attach the commands to `app.cli`."""
+
+    @app.cli.command("create-company")
+    @click.argument("name")
+    def create_company_command(name: str) -> None:
+        """Create a company; prints its id."""
+        company = create_company(name)
+        db.session.commit()
+        click.echo(company.id)
+
+    @app.cli.command("create-user")
+    @click.argument("email")
+    @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+    @click.option("--role", "role_name", type=click.Choice(sorted(BUILTIN_ROLES)), required=True)
+    @click.option("--company", "company_id", type=int, default=None)
+    def create_user_command(email, password, role_name, company_id) -> None:
+        """Create a user (a company user needs --company); prints its id."""
+        user = create_user(email, password, role_name, company_id)
+        db.session.commit()
+        click.echo(user.id)
+
+    @app.cli.command("create-chargepoint")
+    @click.argument("identity")
+    @click.option("--company", "company_id", type=int, required=True)
+    @click.option("--name", default=None)
+    @click.option("--auth-key", default=None, help="AuthorizationKey, 32 to 40 hex digits")
+    def create_chargepoint_command(identity, company_id, name, auth_key) -> None:
+        """Register a charge point under its OCPP identity; prints its id."""
+        data = {"chargepoint_identity": identity, "chargepoint_company_id": company_id}
+        if name is not None:
+            data["chargepoint_name"] = name
+        if auth_key is not None:
+            data["chargepoint_auth_key"] = auth_key
+        try:
+            loaded = ChargePointCreateSchema().load(data)
+        except ValidationError as exc:
+            _fail("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.messages.items()))
+        try:
+            chargepoint = chargepoint_service.create_chargepoint(
+                OPERATOR,
+                identity=loaded["chargepoint_identity"],
+                company_id=loaded["chargepoint_company_id"],
+                name=loaded.get("chargepoint_name"),
+                auth_key=loaded.get("chargepoint_auth_key"),
+            )
+        except ServiceError as exc:
+            _fail(exc.message)
+        db.session.commit()
+        click.echo(chargepoint.id)
+
+    @app.cli.command("create-token")
+    @click.argument("email")
+    @click.option("--name", default="cli", help="A name to recognise the token by")
+    def create_token_command(email: str, name: str) -> None:
+        """Create an API token for a user; prints it once (it is stored only hashed)."""
+        user = db.session.scalar(select(User).where(User.email == email.strip().lower()))
+        if user is None:
+            _fail(f"No user with email {email}")
+        _, clear = issue_token(user, name)
+        db.session.commit()
+        click.echo(clear)
+
+    @app.cli.command("seed-demo")
+    def seed_demo_command() -> None:
+        """Fill an empty database with demo companies, users, charge points and connectors."""
+        if db.session.scalar(select(ChargePoint.id).limit(1)) is not None:
+            click.echo("The database already holds charge points; nothing seeded.")
+            return
+        seed_demo()
+        db.session.commit()
+        click.echo(
+            "Seeded. Sign in as admin@plugboard.local (superadmin), "
+            "ops@voltline.example or ops@greencharge.example (company users); "
+            f"password: {DEMO_PASSWORD}"
+        )
+
+
+DEMO_COMPANIES = {
+    "Voltline": ("VL", 6, "ops@voltline.example"),
+    "GreenCharge": ("GC", 4, "ops@greencharge.example"),
+}
+DEMO_CONNECTORS = (("Type2", "400", "32"), ("CCS", "920", "200"))
+
+
+def seed_demo() -> None:
+    """Demo data: two companies, a superadmin, a user per company, charge points with two
+    connectors each (the simulator's identities: VL-001..., GC-001...)."""
+    sync_builtin_roles()
+    if db.session.scalar(select(User).where(User.email == "admin@plugboard.local")) is None:
+        create_user("admin@plugboard.local", DEMO_PASSWORD, "superadmin", None)
+    for company_name, (prefix, count, email) in DEMO_COMPANIES.items():
+        company = db.session.scalar(select(Company).where(Company.name == company_name))
+        if company is None:
+            company = create_company(company_name)
+        if db.session.scalar(select(User).where(User.email == email)) is None:
+            create_user(email, DEMO_PASSWORD, "company_user", company.id)
+        for number in range(1, count + 1):
+            identity = f"{prefix}-{number:03d}"
+            chargepoint = chargepoint_service.create_chargepoint(
+                OPERATOR,
+                identity=identity,
+                company_id=company.id,
+                name=f"{company_name} {number}",
+            )
+            for connector_id, (kind, volt, amp) in enumerate(DEMO_CONNECTORS, start=1):
+                connector_service.create_connector(
+                    OPERATOR,
+                    connector_id=connector_id,
+                    connector_cp_id=chargepoint.id,
+                    connector_type=kind,
+                    connector_max_volt=Decimal(volt),
+                    connector_max_amp=Decimal(amp),
+                    source="ui",
+                )

@@ -1,0 +1,66 @@
+"""Settings, read from the environment once when the application is built.
+
+Every setting a user may change is listed in the README. The defaults are those of the
+embedded demo: a SQLite file under ``instance/`` and an in-process event bus.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+INSTANCE_DIR = Path(__file__).resolve().parent.parent / "instance"
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise RuntimeError(f"{name} must be a whole number, not {raw!r}") from exc
+
+
+def _secret_key() -> str | None:
+    """SECRET_KEY from the environment, else the file `make run` generated, else None."""
+    key = os.environ.get("SECRET_KEY")
+    if key:
+        return key
+    key_file = Path(os.environ.get("SECRET_KEY_FILE", INSTANCE_DIR / "secret_key"))
+    if key_file.is_file():
+        key = key_file.read_text().strip()
+        return key or None
+    return None
+
+
+def database_url() -> str:
+    """The SQLAlchemy URL: DATABASE_URL, with PostgreSQL URLs steered to psycopg 3."""
+    url = os.environ.get("DATABASE_URL") or f"sqlite:///{INSTANCE_DIR / 'plugboard.db'}"
+    # Hosting platforms hand out postgres:// URLs; SQLAlchemy wants a driver name.
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def from_environment() -> dict:
+    """Build the Flask config mapping from the environment."""
+    return {
+        "SECRET_KEY": _secret_key(),
+        "SQLALCHEMY_DATABASE_URI": database_url(),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "REDIS_URL": os.environ.get("REDIS_URL") or None,
+        "OCPP_HEARTBEAT_INTERVAL": _int("OCPP_HEARTBEAT_INTERVAL", 300),
+        "API_PAGE_SIZE_MAX": _int("API_PAGE_SIZE_MAX", 100),
+        # Forms and htmx send the token in a header set on <body>; API clients use Bearer tokens.
+        "WTF_CSRF_HEADERS": ["X-CSRFToken", "X-CSRF-Token"],
+        "WTF_CSRF_TIME_LIMIT": None,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": os.environ.get("SESSION_COOKIE_SECURE", "0") == "1",
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "MAX_CONTENT_LENGTH": 1024 * 1024,
+        "SOCK_SERVER_OPTIONS": {"subprotocols": ["ocpp1.6"], "max_message_size": 64 * 1024},
+    }

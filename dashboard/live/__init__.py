@@ -1,0 +1,1 @@
+"""Live updates: the event bus, and (later) the browser WebSocket."""

@@ -1,0 +1,53 @@
+"""The event bus: services announce changes, listeners (the live channel) receive them.
+
+Events are queued on the database session and published only after it commits, so nobody
+is told about a change that was rolled back. This is the in-process bus; a Redis transport
+for several workers plugs in behind `publish()`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from sqlalchemy import event as sa_event
+from sqlalchemy.orm import Session
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[dict], None]
+_listeners: list[Listener] = []
+_PENDING = "plugboard_pending_events"
+
+
+def subscribe(listener: Listener) -> Callable[[], None]:
+    """Register `listener` for every published event; returns a function that removes it."""
+    _listeners.append(listener)
+    return lambda: _listeners.remove(listener) if listener in _listeners else None
+
+
+def publish(event: dict) -> None:
+    """Deliver `event` to every listener now. A failing listener is logged, not fatal."""
+    for listener in list(_listeners):
+        try:
+            listener(event)
+        except Exception:  # a broken listener must not undo a committed change
+            log.exception("event listener failed for %s", event.get("type"))
+
+
+def publish_after_commit(session: Session, event: dict) -> None:
+    """Queue `event` on `session`; it is published when the session commits."""
+    session.info.setdefault(_PENDING, []).append(event)
+
+
+@sa_event.listens_for(Session, "after_commit")
+def _publish_pending(session: Session) -> None:
+    for queued in session.info.pop(_PENDING, []):
+        publish(queued)
+
+
+@sa_event.listens_for(Session, "after_soft_rollback")
+def _drop_pending(session: Session, previous_transaction) -> None:
+    if session.is_active:  # only a savepoint rolled back; the outer transaction goes on
+        return
+    session.info.pop(_PENDING, None)

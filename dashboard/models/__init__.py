@@ -1,0 +1,18 @@
+"""The models, one module per entity; importing this package registers them all."""
+
+from dashboard.models.chargepoint import REGISTRATION_STATUSES, ChargePoint
+from dashboard.models.company import Company
+from dashboard.models.connector import HISTORY_SOURCES, Connector, ConnectorStatusHistory
+from dashboard.models.user import ApiToken, Role, User
+
+__all__ = [
+    "HISTORY_SOURCES",
+    "REGISTRATION_STATUSES",
+    "ApiToken",
+    "ChargePoint",
+    "Company",
+    "Connector",
+    "ConnectorStatusHistory",
+    "Role",
+    "User",
+]

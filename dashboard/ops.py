@@ -1,0 +1,31 @@
+"""Operational endpoints: health for load balancers and orchestrators."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, redirect, url_for
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from dashboard.extensions import db
+
+bp = Blueprint("ops", __name__)
+
+
+@bp.get("/healthz")
+def healthz():
+    """200 when the database answers, 503 when it does not."""
+    try:
+        db.session.execute(text("SELECT 1"))
+    except SQLAlchemyError:
+        db.session.rollback()
+        current_app.logger.warning("health check: database unreachable", exc_info=True)
+        return {"status": "unavailable", "database": "unreachable"}, 503
+    finally:
+        db.session.remove()
+    return {"status": "ok", "database": "ok"}
+
+
+@bp.get("/")
+def index():
+    """Until the dashboard pages exist, the front door is the API documentation."""
+    return redirect(url_for("api.docs"))

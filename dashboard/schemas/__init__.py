@@ -1,0 +1,1 @@
+"""marshmallow schemas: the envelope, connectors, charge points."""

@@ -1,0 +1,228 @@
+"""Connector operations, and `apply_status`: the one path for every status change."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import inspect, select
+from sqlalchemy.exc import IntegrityError
+
+from dashboard.extensions import db
+from dashboard.live.events import publish_after_commit
+from dashboard.models import Connector, ConnectorStatusHistory, User
+from dashboard.models.types import utcnow
+from dashboard.services.chargepoints import visible_chargepoint
+from dashboard.services.errors import Conflict, NotFound
+from dashboard.services.pagination import Page, paginate
+from dashboard.services.permissions import require
+from dashboard.services.status import is_expected_transition
+from dashboard.services.visibility import connectors_visible_to
+
+# Fields a create or an update may set directly; status and error code go through
+# apply_status so that each change leaves its history row.
+SPEC_FIELDS = ("connector_type", "connector_enabled", "connector_max_volt", "connector_max_amp")
+
+
+def list_connectors(user: User, cp_id: int) -> list[Connector]:
+    """The connectors of charge point `cp_id`, by number; NotFound if `user` may not see it."""
+    require(user, "read.connector")
+    visible_chargepoint(user, cp_id)
+    query = (
+        connectors_visible_to(user)
+        .where(Connector.connector_cp_id == cp_id)
+        .order_by(Connector.connector_id)
+    )
+    return list(db.session.scalars(query))
+
+
+def get_connector(user: User, cp_id: int, connector_id: int) -> Connector:
+    """Connector `connector_id` of charge point `cp_id`, if `user` may see it."""
+    require(user, "read.connector")
+    return _visible_connector(user, cp_id, connector_id)
+
+
+def _visible_connector(user: User, cp_id: int, connector_id: int) -> Connector:
+    connector = db.session.scalar(
+        connectors_visible_to(user).where(
+            Connector.connector_cp_id == cp_id, Connector.connector_id == connector_id
+        )
+    )
+    if connector is None:
+        raise NotFound(f"Connector {connector_id} of charge point {cp_id} not found")
+    return connector
+
+
+def create_connector(
+    user: User,
+    *,
+    connector_id: int,
+    connector_cp_id: int,
+    connector_status: str = "Available",
+    connector_error_code: str = "NoError",
+    source: str,
+    **spec: object,
+) -> Connector:
+    """Add connector number `connector_id` to charge point `connector_cp_id`; its first
+    status is recorded in the history like any later one."""
+    require(user, "create.connector")
+    chargepoint = visible_chargepoint(user, connector_cp_id)
+    if db.session.get(Connector, (connector_id, connector_cp_id)) is not None:
+        raise _duplicate(connector_id, connector_cp_id)
+    connector = Connector(
+        connector_id=connector_id, connector_cp_id=connector_cp_id, chargepoint=chargepoint
+    )
+    _set_spec(connector, spec)
+    db.session.add(connector)
+    apply_status(
+        connector,
+        status=connector_status,
+        error_code=connector_error_code,
+        source=source,
+        user=user,
+    )
+    try:
+        db.session.flush()
+    except IntegrityError as exc:  # created by someone else in the meantime
+        db.session.rollback()
+        raise _duplicate(connector_id, connector_cp_id) from exc
+    return connector
+
+
+def _duplicate(connector_id: int, cp_id: int) -> Conflict:
+    return Conflict(f"Connector {connector_id} already exists on charge point {cp_id}")
+
+
+def _set_spec(connector: Connector, spec: dict) -> None:
+    unknown = set(spec) - set(SPEC_FIELDS)
+    if unknown:
+        raise TypeError(f"not connector fields: {sorted(unknown)}")
+    for name, value in spec.items():
+        setattr(connector, name, value)
+
+
+def update_connector(
+    user: User,
+    cp_id: int,
+    connector_id: int,
+    *,
+    source: str,
+    connector_status: str | None = None,
+    connector_error_code: str | None = None,
+    **spec: object,
+) -> Connector:
+    """Change a connector's specification and, through apply_status, its status."""
+    require(user, "update.connector")
+    connector = _visible_connector(user, cp_id, connector_id)
+    _set_spec(connector, spec)
+    status = connector_status or connector.connector_status
+    error_code = connector_error_code or connector.connector_error_code
+    if (status, error_code) != (connector.connector_status, connector.connector_error_code):
+        apply_status(connector, status=status, error_code=error_code, source=source, user=user)
+    elif db.session.is_modified(connector):
+        connector.connector_updated = utcnow()
+        _announce(connector, "updated")
+    db.session.flush()
+    return connector
+
+
+def delete_connector(user: User, cp_id: int, connector_id: int) -> None:
+    """Delete a connector and its status history."""
+    require(user, "delete.connector")
+    connector = _visible_connector(user, cp_id, connector_id)
+    _announce(connector, "deleted")
+    db.session.delete(connector)
+    db.session.flush()
+
+
+def connector_history(
+    user: User, cp_id: int, connector_id: int, *, page: int = 1, per_page: int = 20
+) -> Page:
+    """A page of a connector's status history, newest first."""
+    require(user, "read.connector")
+    _visible_connector(user, cp_id, connector_id)
+    query = (
+        select(ConnectorStatusHistory)
+        .where(
+            ConnectorStatusHistory.connector_cp_id == cp_id,
+            ConnectorStatusHistory.connector_id == connector_id,
+        )
+        .order_by(ConnectorStatusHistory.event_time.desc(), ConnectorStatusHistory.id.desc())
+    )
+    return paginate(query, page, per_page)
+
+
+def apply_status(
+    connector: Connector,
+    *,
+    status: str,
+    error_code: str,
+    source: str,
+    user: User | None = None,
+    info: str | None = None,
+    vendor_id: str | None = None,
+    vendor_error_code: str | None = None,
+    event_time: datetime | None = None,
+    message_id: str | None = None,
+) -> ConnectorStatusHistory:
+    """Record a status event of `connector` and, unless it is older than the state already
+    applied, make it the connector's state. Writes the history row in the caller's
+    transaction and publishes the change after the commit.
+
+    Only OCPP events carry the charge point's clock, so only they are compared with the
+    event time last applied; a change from the API or a page always applies.
+    """
+    now = utcnow()
+    is_new = inspect(connector).pending or inspect(connector).transient
+    previous = None if is_new else connector.connector_status
+    stale = (
+        source == "ocpp"
+        and event_time is not None
+        and connector.status_timestamp is not None
+        and event_time < connector.status_timestamp
+    )
+    row = ConnectorStatusHistory(
+        connector=connector,
+        status=status,
+        error_code=error_code,
+        previous_status=previous,
+        info=info,
+        vendor_id=vendor_id,
+        vendor_error_code=vendor_error_code,
+        event_time=event_time or now,
+        received=now,
+        source=source,
+        user_id=user.id if user is not None else None,
+        unexpected=not stale and not is_expected_transition(previous, status),
+        applied=not stale,
+        message_id=message_id,
+    )
+    db.session.add(row)
+    if stale:
+        return row
+    connector.connector_status = status
+    connector.connector_error_code = error_code
+    connector.info = info
+    connector.vendor_id = vendor_id
+    connector.vendor_error_code = vendor_error_code
+    connector.connector_updated = now
+    if is_new:
+        connector.connector_created = now
+    if source == "ocpp":
+        connector.status_timestamp = event_time or now
+    _announce(connector, "created" if is_new else "updated")
+    return row
+
+
+def _announce(connector: Connector, action: str) -> None:
+    publish_after_commit(
+        db.session,
+        {
+            "type": "connector",
+            "action": action,
+            "cp_id": connector.connector_cp_id,
+            "connector_id": connector.connector_id,
+            "company_id": connector.chargepoint.company_id,
+            "status": connector.connector_status,
+            "error_code": connector.connector_error_code,
+        },
+    )

@@ -1,0 +1,46 @@
+"""Roles and permissions, defined in this one place.
+
+A role is a set of permission strings. `superadmin` holds every permission and sees every
+company; `company_user` reads its own company's charge points and connectors. A new role is
+one more entry in BUILTIN_ROLES: `sync_builtin_roles()` writes them to the database, and the
+CLI commands that create users call it.
+"""
+
+from __future__ import annotations
+
+from dashboard.extensions import db
+from dashboard.models import Role, User
+from dashboard.services.errors import Forbidden
+
+RESOURCES = ("connector", "chargepoint")
+VERBS = ("create", "read", "update", "delete")
+PERMISSIONS = tuple(f"{verb}.{resource}" for resource in RESOURCES for verb in VERBS)
+
+BUILTIN_ROLES: dict[str, dict] = {
+    "superadmin": {"permissions": list(PERMISSIONS), "all_companies": True},
+    "company_user": {
+        "permissions": ["read.connector", "read.chargepoint"],
+        "all_companies": False,
+    },
+}
+
+
+def sync_builtin_roles() -> dict[str, Role]:
+    """Create or update the built-in roles so the database matches BUILTIN_ROLES."""
+    existing = {role.name: role for role in db.session.scalars(db.select(Role))}
+    for name, spec in BUILTIN_ROLES.items():
+        role = existing.get(name)
+        if role is None:
+            role = Role(name=name)
+            db.session.add(role)
+            existing[name] = role
+        role.permissions = list(spec["permissions"])
+        role.all_companies = spec["all_companies"]
+    db.session.flush()
+    return existing
+
+
+def require(user: User, permission: str) -> None:
+    """Raise Forbidden unless `user` holds `permission`."""
+    if not user.can(permission):
+        raise Forbidden(f"Permission '{permission}' is required")
