@@ -41,7 +41,8 @@ def request_id() -> str:
     """The id the response echoes: the envelope's `id`, else the X-Request-ID header, else
     a new UUID (kept for the rest of the request)."""
     if "request_id" not in g:
-        body = _raw_json() if request.content_length else _NO_BODY
+        readable = request.content_length and not _too_large()
+        body = _raw_json() if readable else _NO_BODY
         if isinstance(body, dict) and isinstance(body.get("id"), str) and body["id"]:
             g.request_id = body["id"][:128]
         else:
@@ -49,12 +50,17 @@ def request_id() -> str:
     return g.request_id
 
 
+def _too_large() -> bool:
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    return bool(limit and (request.content_length or 0) > limit)
+
+
 def _raw_json():
     """The request body parsed as JSON (decimals kept exact), or _NO_BODY if unreadable."""
     if "raw_json" not in g:
         try:
             g.raw_json = json.loads(request.get_data(cache=True), parse_float=Decimal)
-        except (ValueError, RecursionError, HTTPException):  # HTTPException: body too large
+        except (ValueError, RecursionError):
             g.raw_json = _NO_BODY
     return g.raw_json
 
@@ -102,6 +108,8 @@ def load_request(schema: Schema, *, body_optional: bool = False) -> dict:
         if body_optional:
             return load_data(schema, {})
         raise ApiError(400, "A request envelope {id, req_data, timestamp} is required")
+    if _too_large():
+        raise ApiError(413, "The request body is too large")
     if not request.is_json:
         raise ApiError(415, "The request body must be JSON (Content-Type: application/json)")
     body = _raw_json()

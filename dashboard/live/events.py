@@ -48,6 +48,6 @@ def _publish_pending(session: Session) -> None:
 
 @sa_event.listens_for(Session, "after_soft_rollback")
 def _drop_pending(session: Session, previous_transaction) -> None:
-    if session.is_active:  # only a savepoint rolled back; the outer transaction goes on
+    if previous_transaction.nested:  # only a savepoint rolled back; the outer one goes on
         return
     session.info.pop(_PENDING, None)

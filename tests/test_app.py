@@ -1,0 +1,106 @@
+"""The application itself: settings, health, the API description, events after commit."""
+
+from __future__ import annotations
+
+import pytest
+
+from dashboard import create_app
+from dashboard.cli import OPERATOR
+from dashboard.extensions import db
+from dashboard.live import events
+from dashboard.services.connectors import create_connector
+
+
+def test_refuses_to_start_without_secret_key(monkeypatch, tmp_path):
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    monkeypatch.setenv("SECRET_KEY_FILE", str(tmp_path / "missing"))
+    with pytest.raises(RuntimeError, match="SECRET_KEY is not set"):
+        create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://"})
+
+
+def test_secret_key_file_is_used(monkeypatch, tmp_path):
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    key_file = tmp_path / "key"
+    key_file.write_text("from-file\n")
+    monkeypatch.setenv("SECRET_KEY_FILE", str(key_file))
+    assert create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://"}).secret_key == "from-file"
+
+
+def test_postgres_urls_use_psycopg3(monkeypatch):
+    from dashboard.config import database_url
+
+    monkeypatch.setenv("DATABASE_URL", "postgres://u@h/db")
+    assert database_url() == "postgresql+psycopg://u@h/db"
+
+
+def test_healthz_ok(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok", "database": "ok"}
+
+
+def test_healthz_reports_unreachable_database(tmp_path):
+    app = create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "x",
+            "SQLALCHEMY_DATABASE_URI": "postgresql+psycopg://nobody@127.0.0.1:1/none",
+        }
+    )
+    response = app.test_client().get("/healthz")
+    assert response.status_code == 503
+    assert response.get_json()["database"] == "unreachable"
+
+
+def test_openapi_document_describes_every_endpoint(client):
+    spec = client.get("/api/v1/openapi.json").get_json()
+    assert spec["openapi"] == "3.0.3"
+    operations = {(path, method) for path, ops in spec["paths"].items() for method in ops}
+    assert {
+        ("/api/v1/connectors", "post"),
+        ("/api/v1/connectors/chargepoint/{cp_id}", "get"),
+        ("/api/v1/connectors/{connector_id}", "put"),
+        ("/api/v1/connectors/{connector_id}", "delete"),
+        ("/api/v1/chargepoints", "post"),
+        ("/api/v1/chargepoints/{cp_id}", "delete"),
+    } <= operations
+    create = spec["components"]["schemas"]["ConnectorCreate"]
+    assert set(create["required"]) == {"connector_id", "connector_cp_id"}
+    assert "Charging" in create["properties"]["connector_status"]["enum"]
+    assert create["properties"]["connector_status"]["default"] == "Available"
+
+
+def test_openapi_document_is_valid(client):
+    from openapi_spec_validator import validate
+
+    validate(client.get("/api/v1/openapi.json").get_json())
+
+
+def test_docs_page_lists_endpoints(client):
+    page = client.get("/api/v1/docs").get_data(as_text=True)
+    assert "/api/v1/connectors/chargepoint/{cp_id}" in page
+    assert "ConnectorCreateRequest" in page
+
+
+def test_events_are_published_after_commit_only(app, world):
+    received = []
+    unsubscribe = events.subscribe(received.append)
+    try:
+        with app.app_context():
+            create_connector(OPERATOR, connector_id=1, connector_cp_id=world.cp_a, source="api")
+            assert received == []
+            db.session.rollback()
+            assert received == []
+            create_connector(OPERATOR, connector_id=2, connector_cp_id=world.cp_a, source="api")
+            db.session.commit()
+    finally:
+        unsubscribe()
+    assert [(e["type"], e["action"], e["connector_id"], e["company_id"]) for e in received] == [
+        ("connector", "created", 2, world.company_a)
+    ]
+
+
+def test_security_headers(client):
+    response = client.get("/healthz")
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["X-Frame-Options"] == "DENY"
