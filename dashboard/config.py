@@ -49,7 +49,9 @@ def from_environment() -> dict:
     return {
         "SECRET_KEY": _secret_key(),
         "SQLALCHEMY_DATABASE_URI": database_url(),
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # No pre-ping: it costs a round trip per request; a dropped connection invalidates the
+        # pool on first use instead, and connections are renewed every half hour.
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_recycle": 1800},
         "REDIS_URL": os.environ.get("REDIS_URL") or None,
         "OCPP_HEARTBEAT_INTERVAL": _int("OCPP_HEARTBEAT_INTERVAL", 300),
         "API_PAGE_SIZE_MAX": _int("API_PAGE_SIZE_MAX", 100),

@@ -1,4 +1,4 @@
-"""Operational endpoints: health for load balancers and orchestrators."""
+"""Operational endpoints: liveness and health for load balancers and orchestrators."""
 
 from __future__ import annotations
 
@@ -9,6 +9,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from dashboard.extensions import db
 
 bp = Blueprint("ops", __name__)
+
+
+@bp.get("/livez")
+def livez():
+    """200 while the process serves requests; touches nothing else (liveness probe)."""
+    return {"status": "ok"}
 
 
 @bp.get("/healthz")

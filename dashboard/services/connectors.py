@@ -26,13 +26,15 @@ SPEC_FIELDS = ("connector_type", "connector_enabled", "connector_max_volt", "con
 def list_connectors(user: User, cp_id: int) -> list[Connector]:
     """The connectors of charge point `cp_id`, by number; NotFound if `user` may not see it."""
     require(user, "read.connector")
-    visible_chargepoint(user, cp_id)
     query = (
         connectors_visible_to(user)
         .where(Connector.connector_cp_id == cp_id)
         .order_by(Connector.connector_id)
     )
-    return list(db.session.scalars(query))
+    connectors = list(db.session.scalars(query))
+    if not connectors:  # none, or a charge point the user may not see: tell which
+        visible_chargepoint(user, cp_id)
+    return connectors
 
 
 def get_connector(user: User, cp_id: int, connector_id: int) -> Connector:

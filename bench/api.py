@@ -1,0 +1,159 @@
+"""Benchmark of the Connectors API as served in production.
+
+Fills a database with 10,000 charge points and 40,000 connectors, serves the app with
+gunicorn (gunicorn.conf.py: gevent workers), and measures with wrk the requests per second
+of GET /api/v1/connectors/chargepoint/{cp_id} (a random charge point each time, with a
+Bearer token) beside the bare JSON endpoint /livez of the same app, in the same run.
+Prints both and their ratio; the goal is a ratio of at least 0.5.
+
+    .venv/bin/python bench/api.py [--database postgresql|sqlite] [--duration 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from common import ROOT, database, serve
+
+from dashboard import create_app
+from dashboard.auth.tokens import issue_token
+from dashboard.cli import create_company, create_user
+from dashboard.extensions import db
+from dashboard.models import ChargePoint, Connector
+from dashboard.models.types import utcnow
+from dashboard.services.permissions import sync_builtin_roles
+
+
+def fill(url: str, chargepoints: int, per_cp: int) -> str:
+    """Migrate and fill the database; returns a superadmin's API token."""
+    from flask_migrate import upgrade
+
+    app = create_app({"SECRET_KEY": "bench", "SQLALCHEMY_DATABASE_URI": url})
+    with app.app_context():
+        upgrade()
+        sync_builtin_roles()
+        company = create_company("Bench")
+        admin = create_user("bench@example.com", "bench-password", "superadmin", None)
+        _, token = issue_token(admin, "bench")
+        now = utcnow()
+        db.session.execute(
+            db.insert(ChargePoint),
+            [
+                {
+                    "identity": f"BENCH-{n:05d}",
+                    "name": f"Bench {n}",
+                    "company_id": company.id,
+                    "registration_status": "Accepted",
+                    "created": now,
+                    "updated": now,
+                }
+                for n in range(1, chargepoints + 1)
+            ],
+        )
+        kinds = ("Type2", "CCS", "CHAdeMO", "Type1")
+        db.session.execute(
+            db.insert(Connector),
+            [
+                {
+                    "connector_id": c,
+                    "connector_cp_id": cp,
+                    "connector_type": kinds[c % len(kinds)],
+                    "connector_status": "Available",
+                    "connector_error_code": "NoError",
+                    "connector_enabled": True,
+                    "connector_max_volt": "400",
+                    "connector_max_amp": "32.5",
+                    "connector_created": now,
+                    "connector_updated": now,
+                }
+                for cp in range(1, chargepoints + 1)
+                for c in range(1, per_cp + 1)
+            ],
+        )
+        db.session.commit()
+        db.engine.dispose()
+    return token
+
+
+def run_wrk(port: int, path: str, token: str, seconds: int, connections: int, script=None):
+    """Requests per second of wrk against `path`; fails on any non-2xx answer."""
+    command = [
+        "wrk",
+        "-t2",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "-H",
+        f"Authorization: Bearer {token}",
+    ]
+    if script:
+        command += ["-s", str(script)]
+    command.append(f"http://127.0.0.1:{port}{path}")
+    output = subprocess.run(
+        command, capture_output=True, text=True, check=True, env=os.environ
+    ).stdout
+    if "Non-2xx" in output or "Socket errors" in output:
+        raise RuntimeError(f"wrk saw errors:\n{output}")
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)), output
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database", choices=["postgresql", "sqlite"], default="postgresql")
+    parser.add_argument("--chargepoints", type=int, default=10_000)
+    parser.add_argument("--connectors-per-cp", type=int, default=4)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("wrk is not installed: apt-get install -y wrk (make bench does it)")
+        return 2
+
+    workdir = Path(tempfile.mkdtemp(prefix="plugboard-bench-"))
+    url, server = database(args.database, workdir)
+    process = None
+    try:
+        token = fill(url, args.chargepoints, args.connectors_per_cp)
+        process, port = serve(url, args.workers, workdir / "gunicorn.log")
+        os.environ["CP_COUNT"] = str(args.chargepoints)
+        script = ROOT / "bench/connectors_by_cp.lua"
+        # Warm up both paths (connection pools, caches) before measuring.
+        run_wrk(port, "/livez", token, 2, args.connections)
+        run_wrk(port, "/api/v1/connectors", token, 2, args.connections, script)
+        bare, _ = run_wrk(port, "/livez", token, args.duration, args.connections)
+        api, detail = run_wrk(
+            port, "/api/v1/connectors", token, args.duration, args.connections, script
+        )
+        latency = re.search(r"Latency\s+(\S+)\s+(\S+)\s+(\S+)", detail)
+        print(
+            f"database: {args.database}; {args.chargepoints} charge points, "
+            f"{args.chargepoints * args.connectors_per_cp} connectors; gunicorn "
+            f"{args.workers} gevent workers; wrk {args.connections} connections, "
+            f"{args.duration} s each"
+        )
+        print(f"bare JSON endpoint /livez:                 {bare:10.1f} req/s")
+        print(
+            f"GET /api/v1/connectors/chargepoint/{{id}}:  {api:10.1f} req/s "
+            f"(mean latency {latency.group(1)})"
+        )
+        ratio = api / bare
+        print(f"ratio: {ratio:.2f} (goal >= 0.5: {'met' if ratio >= 0.5 else 'NOT met'})")
+        return 0
+    finally:
+        if process is not None:
+            process.terminate()
+            process.wait(timeout=20)
+        if server is not None:
+            server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
