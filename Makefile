@@ -40,4 +40,5 @@ test: $(STAMP) system-packages lint
 	$(BIN)/pytest
 
 bench: $(STAMP) system-packages
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null)
 	$(BIN)/python bench/api.py

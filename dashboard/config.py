@@ -1,7 +1,7 @@
 """Settings, read from the environment once when the application is built.
 
 Every setting a user may change is listed in the README. The defaults are those of the
-embedded demo: a SQLite file under ``instance/`` and an in-process event bus.
+embedded demo: a SQLite file under ``instance/``.
 """
 
 from __future__ import annotations
@@ -52,8 +52,6 @@ def from_environment() -> dict:
         # No pre-ping: it costs a round trip per request; a dropped connection invalidates the
         # pool on first use instead, and connections are renewed every half hour.
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_recycle": 1800},
-        "REDIS_URL": os.environ.get("REDIS_URL") or None,
-        "OCPP_HEARTBEAT_INTERVAL": _int("OCPP_HEARTBEAT_INTERVAL", 300),
         "API_PAGE_SIZE_MAX": _int("API_PAGE_SIZE_MAX", 100),
         # Forms and htmx send the token in a header set on <body>; API clients use Bearer tokens.
         "WTF_CSRF_HEADERS": ["X-CSRFToken", "X-CSRF-Token"],
