@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dashboard.schemas.connector import ConnectorCreateSchema
 from tests.conftest import PASSWORD
 
 
@@ -171,19 +172,7 @@ json_values = st.recursive(
     ),
     max_leaves=10,
 )
-field_names = st.sampled_from(
-    [
-        "connector_id",
-        "connector_cp_id",
-        "connector_type",
-        "connector_status",
-        "connector_error_code",
-        "connector_enabled",
-        "connector_max_volt",
-        "connector_max_amp",
-        "other",
-    ]
-)
+field_names = st.sampled_from([*ConnectorCreateSchema().fields, "other"])
 
 
 @settings(
