@@ -65,12 +65,14 @@ def create_app(test_config: dict | None = None) -> Flask:
     from dashboard.api import bp as api_bp
     from dashboard.api.envelope import register_error_handlers
     from dashboard.cli import register_commands
+    from dashboard.ocpp16 import bp as ocpp_bp
     from dashboard.ops import bp as ops_bp
 
     # API writes are protected by the Bearer token, or by csrf.protect() for sessions.
     csrf.exempt(api_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(ops_bp)
+    app.register_blueprint(ocpp_bp)
     register_error_handlers(app)
     register_commands(app)
 

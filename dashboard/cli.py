@@ -1,7 +1,7 @@
 """Commands of `flask --app wsgi ...`: companies, users, charge points, tokens, demo data.
 
-Each command runs the same service functions as the API, as a superadmin-equivalent
-operator, and commits once."""
+Each command runs the same service functions as the API, as the SYSTEM actor (the operator
+at the shell), and commits once."""
 
 from __future__ import annotations
 
@@ -19,23 +19,9 @@ from dashboard.schemas.chargepoint import ChargePointCreateSchema
 from dashboard.services import chargepoints as chargepoint_service
 from dashboard.services import connectors as connector_service
 from dashboard.services.errors import ServiceError
-from dashboard.services.permissions import BUILTIN_ROLES, sync_builtin_roles
+from dashboard.services.permissions import BUILTIN_ROLES, SYSTEM, sync_builtin_roles
 
 DEMO_PASSWORD = "plugboard-demo"
-
-
-class _Operator:
-    """The actor behind CLI commands: every permission, every company."""
-
-    id = None
-    company_id = None
-    is_superadmin = True
-
-    def can(self, permission: str) -> bool:
-        return True
-
-
-OPERATOR = _Operator()
 
 
 def _fail(message: str):
@@ -117,7 +103,7 @@ def register_commands(app: Flask) -> None:
             _fail("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.messages.items()))
         try:
             chargepoint = chargepoint_service.create_chargepoint(
-                OPERATOR,
+                SYSTEM,
                 identity=loaded["chargepoint_identity"],
                 company_id=loaded["chargepoint_company_id"],
                 name=loaded.get("chargepoint_name"),
@@ -177,14 +163,14 @@ def seed_demo() -> None:
         for number in range(1, count + 1):
             identity = f"{prefix}-{number:03d}"
             chargepoint = chargepoint_service.create_chargepoint(
-                OPERATOR,
+                SYSTEM,
                 identity=identity,
                 company_id=company.id,
                 name=f"{company_name} {number}",
             )
             for connector_id, (kind, volt, amp) in enumerate(DEMO_CONNECTORS, start=1):
                 connector_service.create_connector(
-                    OPERATOR,
+                    SYSTEM,
                     connector_id=connector_id,
                     connector_cp_id=chargepoint.id,
                     connector_type=kind,

@@ -46,6 +46,7 @@ def database_url() -> str:
 
 def from_environment() -> dict:
     """Build the Flask config mapping from the environment."""
+    heartbeat = _int("OCPP_HEARTBEAT_INTERVAL", 300)
     return {
         "SECRET_KEY": _secret_key(),
         "SQLALCHEMY_DATABASE_URI": database_url(),
@@ -53,6 +54,15 @@ def from_environment() -> dict:
         # pool on first use instead, and connections are renewed every half hour.
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_recycle": 1800},
         "API_PAGE_SIZE_MAX": _int("API_PAGE_SIZE_MAX", 100),
+        # OCPP: the heartbeat interval an accepted charge point is given, the wait a pending
+        # or rejected one is told to keep before booting again, how long a silent socket is
+        # kept (default: two heartbeats and a minute), how long a call to a charge point
+        # waits for its answer, and after how many missed heartbeats it shows as stale.
+        "OCPP_HEARTBEAT_INTERVAL": heartbeat,
+        "OCPP_BOOT_RETRY_INTERVAL": _int("OCPP_BOOT_RETRY_INTERVAL", 60),
+        "OCPP_IDLE_TIMEOUT": _int("OCPP_IDLE_TIMEOUT", 2 * heartbeat + 60),
+        "OCPP_CALL_TIMEOUT": _int("OCPP_CALL_TIMEOUT", 30),
+        "OCPP_STALE_FACTOR": _int("OCPP_STALE_FACTOR", 2),
         # Forms and htmx send the token in a header set on <body>; API clients use Bearer tokens.
         "WTF_CSRF_HEADERS": ["X-CSRFToken", "X-CSRF-Token"],
         "WTF_CSRF_TIME_LIMIT": None,
@@ -62,5 +72,9 @@ def from_environment() -> dict:
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SAMESITE": "Lax",
         "MAX_CONTENT_LENGTH": 1024 * 1024,
-        "SOCK_SERVER_OPTIONS": {"subprotocols": ["ocpp1.6"], "max_message_size": 64 * 1024},
+        # The OCPP endpoint agrees to "ocpp1.6" only, and refuses frames over 64 KiB.
+        "SOCK_SERVER_OPTIONS": {
+            "subprotocols": ["ocpp1.6"],
+            "max_message_size": _int("OCPP_MAX_MESSAGE_SIZE", 64 * 1024),
+        },
     }

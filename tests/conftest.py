@@ -15,7 +15,7 @@ from dashboard.cli import create_company, create_user
 from dashboard.extensions import db
 from dashboard.models import ChargePoint, User
 from dashboard.services.permissions import sync_builtin_roles
-from tests.pg import PostgresServer
+from tests.servers import PostgresServer, start_gunicorn, stop_process
 
 PASSWORD = "correct horse battery"
 
@@ -29,7 +29,7 @@ def postgres():
 
 
 @pytest.fixture(scope="session")
-def postgres_url(postgres):
+def postgresql_url(postgres):
     """A database on the session's server whose schema the models declare."""
     url = postgres.create_database("plugboard_test")
     app = create_app({"TESTING": True, "SECRET_KEY": "test", "SQLALCHEMY_DATABASE_URI": url})
@@ -39,9 +39,25 @@ def postgres_url(postgres):
     return url
 
 
-def _truncate_all() -> None:
-    tables = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
-    db.session.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory):
+    """A SQLite file for the session, with the schema the models declare."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'test.db'}"
+    app = create_app({"TESTING": True, "SECRET_KEY": "test", "SQLALCHEMY_DATABASE_URI": url})
+    with app.app_context():
+        db.create_all()
+        db.engine.dispose()
+    return url
+
+
+def _empty_all_tables() -> None:
+    if db.engine.dialect.name == "postgresql":
+        tables = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
+        db.session.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    else:
+        # Without AUTOINCREMENT, SQLite numbers rows from max(id) + 1: from 1 again here.
+        for table in reversed(db.metadata.sorted_tables):
+            db.session.execute(table.delete())
     db.session.commit()
 
 
@@ -52,31 +68,59 @@ def backend(request) -> str:
 
 
 @pytest.fixture
-def app(request, backend, tmp_path):
+def database_url(request, backend) -> str:
+    """The session's database of `backend`, emptied for this test."""
+    return request.getfixturevalue(f"{backend}_url")
+
+
+TEST_CONFIG = {
+    "TESTING": True,
+    "SECRET_KEY": "test-secret",
+    "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
+}
+
+
+@pytest.fixture
+def app(database_url):
     """An application on an empty database of `backend`."""
-    if backend == "postgresql":
-        url = request.getfixturevalue("postgres_url")
-    else:
-        url = f"sqlite:///{tmp_path / 'test.db'}"
-    app = create_app(
-        {
-            "TESTING": True,
-            "SECRET_KEY": "test-secret",
-            "SQLALCHEMY_DATABASE_URI": url,
-            "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
-        }
-    )
+    app = create_app({**TEST_CONFIG, "SQLALCHEMY_DATABASE_URI": database_url})
     with app.app_context():
-        if backend == "postgresql":
-            _truncate_all()
-        else:
-            db.create_all()
+        _empty_all_tables()
         sync_builtin_roles()
         db.session.commit()
     yield app
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
+
+
+# Settings of the served app in tests: calls to charge points give up quickly.
+LIVE_SERVER_ENV = {"OCPP_CALL_TIMEOUT": "2", "OCPP_HEARTBEAT_INTERVAL": "60"}
+
+
+def _serve(url, tmp_path_factory):
+    log = tmp_path_factory.mktemp("gunicorn") / "server.log"
+    process, port = start_gunicorn(url, log, workers=1, env=LIVE_SERVER_ENV)
+    yield port
+    stop_process(process)
+
+
+@pytest.fixture(scope="session")
+def gunicorn_sqlite(sqlite_url, tmp_path_factory):
+    """The app under gunicorn (one gevent worker) on the session's SQLite file."""
+    yield from _serve(sqlite_url, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def gunicorn_postgresql(postgresql_url, tmp_path_factory):
+    """The app under gunicorn (one gevent worker) on the session's PostgreSQL database."""
+    yield from _serve(postgresql_url, tmp_path_factory)
+
+
+@pytest.fixture
+def live_port(request, backend, app) -> int:
+    """The port of the app served by gunicorn, on this test's (emptied) database."""
+    return request.getfixturevalue(f"gunicorn_{backend}")
 
 
 @pytest.fixture
@@ -103,8 +147,8 @@ class World:
 @pytest.fixture
 def world(app) -> World:
     """The standard cast of a test, committed."""
-    from dashboard.cli import OPERATOR
     from dashboard.services.chargepoints import create_chargepoint
+    from dashboard.services.permissions import SYSTEM
 
     with app.app_context():
         a = create_company("Company A")
@@ -112,8 +156,8 @@ def world(app) -> World:
         admin = create_user("admin@example.com", PASSWORD, "superadmin", None)
         user_a = create_user("a@example.com", PASSWORD, "company_user", a.id)
         user_b = create_user("b@example.com", PASSWORD, "company_user", b.id)
-        cp_a = create_chargepoint(OPERATOR, identity="CP-A", company_id=a.id, name="A one")
-        cp_b = create_chargepoint(OPERATOR, identity="CP-B", company_id=b.id, name="B one")
+        cp_a = create_chargepoint(SYSTEM, identity="CP-A", company_id=a.id, name="A one")
+        cp_b = create_chargepoint(SYSTEM, identity="CP-B", company_id=b.id, name="B one")
         tokens = {
             "admin": issue_token(admin, "t")[1],
             "user_a": issue_token(user_a, "t")[1],

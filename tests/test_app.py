@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from dashboard import create_app
-from dashboard.cli import OPERATOR
 from dashboard.extensions import db
 from dashboard.live import events
 from dashboard.services.connectors import create_connector
+from dashboard.services.permissions import SYSTEM
 
 
 def test_refuses_to_start_without_secret_key(monkeypatch, tmp_path):
@@ -87,11 +87,11 @@ def test_events_are_published_after_commit_only(app, world):
     unsubscribe = events.subscribe(received.append)
     try:
         with app.app_context():
-            create_connector(OPERATOR, connector_id=1, connector_cp_id=world.cp_a, source="api")
+            create_connector(SYSTEM, connector_id=1, connector_cp_id=world.cp_a, source="api")
             assert received == []
             db.session.rollback()
             assert received == []
-            create_connector(OPERATOR, connector_id=2, connector_cp_id=world.cp_a, source="api")
+            create_connector(SYSTEM, connector_id=2, connector_cp_id=world.cp_a, source="api")
             db.session.commit()
     finally:
         unsubscribe()

@@ -18,13 +18,16 @@ from dashboard.schemas.chargepoint import (
     ChargePointSchema,
     ChargePointUpdateSchema,
 )
+from dashboard.schemas.commands import ChargePointAvailabilitySchema
 from dashboard.schemas.envelope import EmptySchema
 from dashboard.services import chargepoints as service
+from dashboard.services import commands
 
 chargepoint_schema = ChargePointSchema()
 create_schema = ChargePointCreateSchema()
 update_schema = ChargePointUpdateSchema()
 empty_schema = EmptySchema()
+availability_schema = ChargePointAvailabilitySchema()
 
 _FIELDS = {
     "chargepoint_identity": "identity",
@@ -170,3 +173,31 @@ def delete_chargepoint(user, cp_id: int):
     load_request(empty_schema, body_optional=True)
     service.delete_chargepoint(user, cp_id)
     return respond("Charge point deleted successfully", {})
+
+
+@bp.post("/chargepoints/<id:cp_id>/availability")
+@endpoint("update.chargepoint")
+def change_chargepoint_availability(user, cp_id: int):
+    """Ask the charge point to make itself Operative or Inoperative (connectorId 0).
+    ---
+    post:
+      summary: ChangeAvailability of a charge point
+      description: "Permission `update.chargepoint` (superadmin only). 409 offline, 504 no
+        answer in time, 502 answered with an error."
+      tags: [commands]
+      parameters:
+        - {in: path, name: cp_id, required: true, schema: {type: integer}}
+      requestBody:
+        content:
+          application/json:
+            schema: ChargePointAvailabilityRequest
+      responses:
+        200:
+          description: Charge point answered
+          content:
+            application/json:
+              schema: CommandResponse
+    """
+    data = load_request(availability_schema)
+    answer = commands.change_availability(user, cp_id, 0, data["type"])
+    return respond("Charge point answered", answer)

@@ -15,6 +15,7 @@ from dashboard.api.envelope import (
     page_data,
     respond,
 )
+from dashboard.schemas.commands import ConnectorAvailabilitySchema, ConnectorUnlockSchema
 from dashboard.schemas.connector import (
     ConnectorCreateSchema,
     ConnectorDeleteSchema,
@@ -22,6 +23,7 @@ from dashboard.schemas.connector import (
     ConnectorSchema,
     ConnectorUpdateSchema,
 )
+from dashboard.services import commands
 from dashboard.services import connectors as service
 
 connector_schema = ConnectorSchema()
@@ -29,6 +31,8 @@ history_schema = ConnectorHistorySchema()
 create_schema = ConnectorCreateSchema()
 update_schema = ConnectorUpdateSchema()
 delete_schema = ConnectorDeleteSchema()
+availability_schema = ConnectorAvailabilitySchema()
+unlock_schema = ConnectorUnlockSchema()
 
 
 @bp.post("/connectors")
@@ -195,3 +199,63 @@ def delete_connector(user, connector_id: int):
         data = load_request(delete_schema, body_optional=True)
     service.delete_connector(user, data["connector_cp_id"], connector_id)
     return respond("Connector deleted successfully", {})
+
+
+@bp.post("/connectors/<id:connector_id>/availability")
+@endpoint("update.connector")
+def change_connector_availability(user, connector_id: int):
+    """Ask the charge point to make a connector Operative or Inoperative.
+    ---
+    post:
+      summary: ChangeAvailability of a connector
+      description: "Permission `update.connector` (superadmin only). Sends OCPP
+        ChangeAvailability and returns the charge point's answer (Accepted, Rejected, or
+        Scheduled: after the running transaction). The new status then arrives as a
+        StatusNotification. 409 when the charge point is offline, 504 when it does not
+        answer in time, 502 when it answers with an error."
+      tags: [commands]
+      parameters:
+        - {in: path, name: connector_id, required: true, schema: {type: integer}}
+      requestBody:
+        content:
+          application/json:
+            schema: ConnectorAvailabilityRequest
+      responses:
+        200:
+          description: Charge point answered
+          content:
+            application/json:
+              schema: CommandResponse
+    """
+    data = load_request(availability_schema)
+    answer = commands.change_availability(user, data["connector_cp_id"], connector_id, data["type"])
+    return respond("Charge point answered", answer)
+
+
+@bp.post("/connectors/<id:connector_id>/unlock")
+@endpoint("update.connector")
+def unlock_connector(user, connector_id: int):
+    """Ask the charge point to unlock a connector.
+    ---
+    post:
+      summary: UnlockConnector
+      description: "Permission `update.connector` (superadmin only). Sends OCPP
+        UnlockConnector and returns the answer (Unlocked, UnlockFailed, NotSupported).
+        409 offline, 504 no answer in time, 502 answered with an error."
+      tags: [commands]
+      parameters:
+        - {in: path, name: connector_id, required: true, schema: {type: integer}}
+      requestBody:
+        content:
+          application/json:
+            schema: ConnectorUnlockRequest
+      responses:
+        200:
+          description: Charge point answered
+          content:
+            application/json:
+              schema: CommandResponse
+    """
+    data = load_request(unlock_schema)
+    answer = commands.unlock_connector(user, data["connector_cp_id"], connector_id)
+    return respond("Charge point answered", answer)

@@ -14,6 +14,12 @@ from dashboard.schemas.chargepoint import (
     ChargePointSchema,
     ChargePointUpdateSchema,
 )
+from dashboard.schemas.commands import (
+    ChargePointAvailabilitySchema,
+    CommandResultSchema,
+    ConnectorAvailabilitySchema,
+    ConnectorUnlockSchema,
+)
 from dashboard.schemas.connector import (
     ConnectorCreateSchema,
     ConnectorDeleteSchema,
@@ -37,6 +43,10 @@ _COMPONENTS = {
     "ChargePointUpdateRequest": request_envelope(ChargePointUpdateSchema),
     "ChargePointResponse": response_envelope(ChargePointSchema),
     "ChargePointPageResponse": response_envelope(ChargePointSchema, paged=True),
+    "ConnectorAvailabilityRequest": request_envelope(ConnectorAvailabilitySchema),
+    "ConnectorUnlockRequest": request_envelope(ConnectorUnlockSchema),
+    "ChargePointAvailabilityRequest": request_envelope(ChargePointAvailabilitySchema),
+    "CommandResponse": response_envelope(CommandResultSchema),
     "EmptyResponse": response_envelope(EmptySchema),
     "ErrorResponse": response_envelope(None),
 }

@@ -51,6 +51,8 @@ class ChargePoint(db.Model):
     error_code: Mapped[str | None] = mapped_column(String(32))
     last_boot: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_seen: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set while an OCPP connection is open (by whichever worker holds it), else None.
+    connected_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

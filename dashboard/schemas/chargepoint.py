@@ -6,6 +6,7 @@ from marshmallow import Schema, fields, validate
 
 from dashboard.schemas.connector import MAX_ID
 from dashboard.schemas.fields import StrictInteger, StrictString, UTCDateTime
+from dashboard.services.chargepoints import connection_state
 from dashboard.services.status import REGISTRATION_STATUSES
 
 # The identity is the last path segment of the OCPP URL: keep it to characters that need no
@@ -43,6 +44,9 @@ class ChargePointSchema(Schema):
     chargepoint_status = fields.String(attribute="status", allow_none=True)
     chargepoint_error_code = fields.String(attribute="error_code", allow_none=True)
     chargepoint_has_auth_key = fields.Boolean(attribute="has_auth_key")
+    chargepoint_connection = fields.Function(connection_state)
+    chargepoint_connected_since = UTCDateTime(attribute="connected_since", allow_none=True)
+    chargepoint_last_boot = UTCDateTime(attribute="last_boot", allow_none=True)
     chargepoint_last_seen = UTCDateTime(attribute="last_seen", allow_none=True)
     chargepoint_created = UTCDateTime(attribute="created")
     chargepoint_updated = UTCDateTime(attribute="updated")

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, or_, select
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import func, or_, select, update
 
 from dashboard.extensions import db
 from dashboard.live.events import publish_after_commit
 from dashboard.models import ChargePoint, Company, User
+from dashboard.models.types import utcnow
 from dashboard.services.errors import Conflict, NotFound
 from dashboard.services.pagination import Page, paginate
 from dashboard.services.permissions import require
@@ -132,12 +136,86 @@ def delete_chargepoint(user: User, cp_id: int) -> None:
 
 
 def _announce(chargepoint: ChargePoint, action: str) -> None:
+    _announce_ids(chargepoint.id, chargepoint.company_id, action)
+
+
+def _announce_ids(cp_id: int, company_id: int, action: str) -> None:
     publish_after_commit(
         db.session,
-        {
-            "type": "chargepoint",
-            "action": action,
-            "cp_id": chargepoint.id,
-            "company_id": chargepoint.company_id,
-        },
+        {"type": "chargepoint", "action": action, "cp_id": cp_id, "company_id": company_id},
     )
+
+
+def connection_state(chargepoint: ChargePoint, now: datetime | None = None) -> str:
+    """ "online", "stale" (connected, but silent for longer than OCPP_STALE_FACTOR heartbeat
+    intervals) or "offline". Computed when read: no timer writes it."""
+    if chargepoint.connected_since is None:
+        return "offline"
+    config = current_app.config
+    silence = timedelta(seconds=config["OCPP_HEARTBEAT_INTERVAL"] * config["OCPP_STALE_FACTOR"])
+    last = chargepoint.last_seen or chargepoint.connected_since
+    return "stale" if (now or utcnow()) - last > silence else "online"
+
+
+def record_connected(chargepoint: ChargePoint) -> datetime:
+    """Mark `chargepoint` connected now; returns the mark to give back on disconnect."""
+    now = utcnow()
+    chargepoint.connected_since = now
+    chargepoint.last_seen = now
+    db.session.flush()
+    _announce(chargepoint, "connected")
+    return now
+
+
+def record_disconnected(cp_id: int, company_id: int, since: datetime) -> None:
+    """Mark the charge point disconnected, unless a newer connection has marked it since."""
+    result = db.session.execute(
+        update(ChargePoint)
+        .where(ChargePoint.id == cp_id, ChargePoint.connected_since == since)
+        .values(connected_since=None)
+    )
+    if result.rowcount:
+        _announce_ids(cp_id, company_id, "disconnected")
+
+
+def record_seen(chargepoint: ChargePoint) -> None:
+    """Any message proves the charge point alive (OCPP 1.6 §4.6)."""
+    chargepoint.last_seen = utcnow()
+
+
+BOOT_FIELDS = {
+    "chargePointVendor": "vendor",
+    "chargePointModel": "model",
+    "chargePointSerialNumber": "serial_number",
+    "chargeBoxSerialNumber": "charge_box_serial_number",
+    "firmwareVersion": "firmware_version",
+    "iccid": "iccid",
+    "imsi": "imsi",
+    "meterType": "meter_type",
+    "meterSerialNumber": "meter_serial_number",
+}
+
+
+def record_boot(chargepoint: ChargePoint, boot: dict) -> str:
+    """Store what a BootNotification reports; returns the registration status to answer.
+    Only an Accepted boot registers the charge point (its later calls are then allowed)."""
+    for ocpp_name, attribute in BOOT_FIELDS.items():
+        setattr(chargepoint, attribute, boot.get(ocpp_name))
+    if chargepoint.registration_status == "Accepted":
+        chargepoint.last_boot = utcnow()
+    db.session.flush()
+    _announce(chargepoint, "booted")
+    return chargepoint.registration_status
+
+
+def is_registered(chargepoint: ChargePoint) -> bool:
+    """Whether the charge point may send calls other than BootNotification (errata 3.10)."""
+    return chargepoint.registration_status == "Accepted" and chargepoint.last_boot is not None
+
+
+def record_chargepoint_status(chargepoint: ChargePoint, status: str, error_code: str) -> None:
+    """The status of the charge point itself (StatusNotification for connectorId 0)."""
+    chargepoint.status = status
+    chargepoint.error_code = error_code
+    db.session.flush()
+    _announce(chargepoint, "status")

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import inspect, select
 from sqlalchemy.exc import IntegrityError
 
 from dashboard.extensions import db
 from dashboard.live.events import publish_after_commit
-from dashboard.models import Connector, ConnectorStatusHistory, User
+from dashboard.models import ChargePoint, Connector, ConnectorStatusHistory, User
 from dashboard.models.types import utcnow
 from dashboard.services.chargepoints import visible_chargepoint
 from dashboard.services.errors import Conflict, NotFound
@@ -17,6 +17,9 @@ from dashboard.services.pagination import Page, paginate
 from dashboard.services.permissions import require
 from dashboard.services.status import is_expected_transition
 from dashboard.services.visibility import connectors_visible_to
+
+# A CALL without timestamp repeated within this window, same id and content, is a retry.
+RETRY_WINDOW = timedelta(minutes=10)
 
 # Fields a create or an update may set directly; status and error code go through
 # apply_status so that each change leaves its history row.
@@ -70,11 +73,7 @@ def create_connector(
     chargepoint = visible_chargepoint(user, connector_cp_id)
     if db.session.get(Connector, (connector_id, connector_cp_id)) is not None:
         raise _duplicate(connector_id, connector_cp_id)
-    connector = Connector(
-        connector_id=connector_id, connector_cp_id=connector_cp_id, chargepoint=chargepoint
-    )
-    _set_spec(connector, spec)
-    db.session.add(connector)
+    connector = _register(chargepoint, connector_id, spec)
     apply_status(
         connector,
         status=connector_status,
@@ -87,6 +86,15 @@ def create_connector(
     except IntegrityError as exc:  # created by someone else in the meantime
         db.session.rollback()
         raise _duplicate(connector_id, connector_cp_id) from exc
+    return connector
+
+
+def _register(chargepoint: ChargePoint, connector_id: int, spec: dict) -> Connector:
+    connector = Connector(
+        connector_id=connector_id, connector_cp_id=chargepoint.id, chargepoint=chargepoint
+    )
+    _set_spec(connector, spec)
+    db.session.add(connector)
     return connector
 
 
@@ -228,3 +236,57 @@ def _announce(connector: Connector, action: str) -> None:
             "error_code": connector.connector_error_code,
         },
     )
+
+
+def record_ocpp_status(
+    chargepoint: ChargePoint,
+    *,
+    connector_id: int,
+    status: str,
+    error_code: str,
+    message_id: str,
+    event_time: datetime | None = None,
+    info: str | None = None,
+    vendor_id: str | None = None,
+    vendor_error_code: str | None = None,
+) -> ConnectorStatusHistory | None:
+    """A StatusNotification from `chargepoint` for a connector (> 0). A connector the
+    charge point reports but Plugboard does not know yet is registered with defaults. A
+    retried CALL (same message id, same content) is recognised and records nothing: returns
+    None then."""
+    if _already_recorded(chargepoint.id, connector_id, status, error_code, message_id, event_time):
+        return None
+    connector = db.session.get(Connector, (connector_id, chargepoint.id))
+    if connector is None:
+        connector = _register(chargepoint, connector_id, {})
+    row = apply_status(
+        connector,
+        status=status,
+        error_code=error_code,
+        source="ocpp",
+        info=info,
+        vendor_id=vendor_id,
+        vendor_error_code=vendor_error_code,
+        event_time=event_time,
+        message_id=message_id,
+    )
+    db.session.flush()
+    return row
+
+
+def _already_recorded(cp_id, connector_id, status, error_code, message_id, event_time) -> bool:
+    """Whether this exact event was recorded under this message id. Charge points reuse
+    message ids after a reboot, so the id alone is not enough: the content must match too."""
+    History = ConnectorStatusHistory
+    query = select(History.id).where(
+        History.connector_cp_id == cp_id,
+        History.message_id == message_id,
+        History.connector_id == connector_id,
+        History.status == status,
+        History.error_code == error_code,
+    )
+    if event_time is not None:
+        query = query.where(History.event_time == event_time)
+    else:  # no timestamp: only a retry close in time is the same event
+        query = query.where(History.received > utcnow() - RETRY_WINDOW)
+    return db.session.scalar(query.limit(1)) is not None

@@ -35,3 +35,21 @@ class Invalid(ServiceError):
     """Field-level validation failed; `errors` maps field names to messages."""
 
     status_code = 422
+
+
+class Unavailable(ServiceError):
+    """The operation needs something that is not there now (a charge point offline)."""
+
+    status_code = 409
+
+
+class UpstreamError(ServiceError):
+    """The charge point answered a call with an error."""
+
+    status_code = 502
+
+
+class UpstreamTimeout(ServiceError):
+    """The charge point did not answer a call in time."""
+
+    status_code = 504

@@ -55,6 +55,7 @@ def upgrade():
     sa.Column('error_code', sa.String(length=32), nullable=True),
     sa.Column('last_boot', dashboard.models.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('last_seen', dashboard.models.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('connected_since', dashboard.models.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('created', dashboard.models.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated', dashboard.models.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['company_id'], ['companies.id'], name=op.f('fk_chargepoints_company_id_companies'), ondelete='RESTRICT'),

@@ -111,14 +111,14 @@ def test_unknown_company_is_404(as_, world):
 
 @pytest.fixture
 def many(app, world):
-    from dashboard.cli import OPERATOR
     from dashboard.services.chargepoints import create_chargepoint
+    from dashboard.services.permissions import SYSTEM
 
     with app.app_context():
         for n in range(1, 26):
             company = world.company_a if n % 2 else world.company_b
             create_chargepoint(
-                OPERATOR,
+                SYSTEM,
                 identity=f"ST-{n:02d}",
                 company_id=company,
                 name=f"Station {n} {'north' if n < 5 else 'south'}",

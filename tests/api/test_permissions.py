@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from dashboard.cli import OPERATOR
 from dashboard.extensions import db
 from dashboard.services.connectors import create_connector
+from dashboard.services.permissions import SYSTEM
 
 ACTORS = ("admin", "user_a", "user_b", None, "revoked")
 
@@ -16,7 +16,7 @@ ACTORS = ("admin", "user_a", "user_b", None, "revoked")
 def connector_a(app, world):
     """Connector 1 on company A's charge point."""
     with app.app_context():
-        create_connector(OPERATOR, connector_id=1, connector_cp_id=world.cp_a, source="api")
+        create_connector(SYSTEM, connector_id=1, connector_cp_id=world.cp_a, source="api")
         db.session.commit()
 
 

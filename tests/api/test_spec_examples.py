@@ -7,10 +7,10 @@ import re
 
 import pytest
 
-from dashboard.cli import OPERATOR
 from dashboard.extensions import db
 from dashboard.models import ConnectorStatusHistory
 from dashboard.services.chargepoints import create_chargepoint
+from dashboard.services.permissions import SYSTEM
 
 SPEC_ID = "550e8400-e29b-41d4-a716-446655440000"
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
@@ -59,7 +59,7 @@ def cp5(app, world):
     """The specification's examples use charge point 5: make ids 3, 4 and 5 exist."""
     with app.app_context():
         for n in (3, 4, 5):
-            cp = create_chargepoint(OPERATOR, identity=f"CP-{n}", company_id=world.company_a)
+            cp = create_chargepoint(SYSTEM, identity=f"CP-{n}", company_id=world.company_a)
         db.session.commit()
         assert cp.id == 5
     return 5

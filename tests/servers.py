@@ -1,6 +1,6 @@
-"""A throwaway PostgreSQL server for the test session (and the benchmarks): a new cluster
-in a temporary folder, on a free loopback port, owned by the `postgres` user when we are
-root (initdb refuses to run as root)."""
+"""Servers for the test session and the benchmarks, all on free loopback ports: a throwaway
+PostgreSQL cluster (owned by the `postgres` user when we are root, since initdb refuses
+root), and the app itself served by gunicorn as in production."""
 
 from __future__ import annotations
 
@@ -12,7 +12,10 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _pg_bin(name: str) -> str:
@@ -108,3 +111,49 @@ class PostgresServer:
         with contextlib.suppress(Exception):
             self._run(_pg_bin("pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def start_gunicorn(
+    database_url: str, log_path: Path, workers: int = 1, env: dict | None = None
+) -> tuple[subprocess.Popen, int]:
+    """Serve wsgi:app with gunicorn.conf.py (gevent workers) on a free loopback port; waits
+    until /livez answers. Returns the process and the port."""
+    port = free_port()
+    environment = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": "test-server",
+        "BIND": f"127.0.0.1:{port}",
+        "WEB_CONCURRENCY": str(workers),
+        "LOG_LEVEL": "warning",
+        **(env or {}),
+    }
+    with log_path.open("w") as log:  # the child keeps its own descriptor
+        process = subprocess.Popen(
+            [str(ROOT / ".venv/bin/gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
+            cwd=ROOT,
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/livez", timeout=1):
+                return process, port
+        except OSError:
+            if process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited: {log_path.read_text()}") from None
+            time.sleep(0.1)
+    stop_process(process)
+    raise RuntimeError(f"gunicorn did not answer in 30 s: {log_path.read_text()}")
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    """Stop a server process, killing it if it does not stop in 15 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -1,0 +1,91 @@
+"""The OCPP 1.6-J endpoint, `ws://host/ocpp/<identity>`.
+
+Before the upgrade: an unknown identity answers 404, wrong or missing credentials of a
+charge point with an authorization key answer 401 (security profile 1, HTTP Basic auth).
+After it: the subprotocol must be `ocpp1.6`, or the socket is closed at once."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+
+from flask import Blueprint, Response, abort, current_app, g, request
+from sqlalchemy import select
+
+from dashboard.extensions import db, sock
+from dashboard.models import ChargePoint
+from dashboard.ocpp16 import registry
+from dashboard.ocpp16.connection import Connection
+from dashboard.ocpp16.handlers import handle_call, record_alive
+from dashboard.services.chargepoints import record_connected, record_disconnected
+
+bp = Blueprint("ocpp16", __name__)
+log = logging.getLogger(__name__)
+SUBPROTOCOL = "ocpp1.6"
+
+
+def basic_credentials(header: str | None) -> tuple[bytes, bytes] | None:
+    """(username, password) as bytes from an `Authorization: Basic` header, or None.
+    Parsed here rather than by werkzeug, which gives up on a password that is not UTF-8
+    (the raw AuthorizationKey bytes)."""
+    if not header:
+        return None
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    username, sep, password = decoded.partition(b":")
+    return (username, password) if sep else None
+
+
+@bp.before_request
+def admit():
+    """Refuse, before the upgrade, identities we do not know and wrong credentials."""
+    identity = (request.view_args or {}).get("identity", "")
+    chargepoint = db.session.scalar(select(ChargePoint).where(ChargePoint.identity == identity))
+    if chargepoint is None:
+        abort(404)
+    if chargepoint.has_auth_key:
+        credentials = basic_credentials(request.headers.get("Authorization"))
+        if (
+            credentials is None
+            or credentials[0] != identity.encode()
+            or not chargepoint.check_auth_key(credentials[1])
+        ):
+            log.warning("%s: refused, wrong or missing credentials", identity)
+            return Response(
+                "Unauthorized", 401, {"WWW-Authenticate": 'Basic realm="OCPP", charset="UTF-8"'}
+            )
+    g.chargepoint_ids = (chargepoint.id, chargepoint.company_id)
+    db.session.rollback()  # hold no transaction across the upgrade
+
+
+@sock.route("/ocpp/<identity>", bp=bp)
+def ocpp(ws, identity: str):
+    """Serve one charge point until it disconnects."""
+    if ws.subprotocol != SUBPROTOCOL:
+        log.warning("%s: no ocpp1.6 subprotocol offered, closing", identity)
+        ws.close(reason=1002, message="subprotocol ocpp1.6 required")
+        return
+    cp_id, company_id = g.chargepoint_ids
+    connection = Connection(ws, identity, cp_id, company_id, handle_call, record_alive)
+    registry.register(connection)
+    chargepoint = db.session.get(ChargePoint, cp_id)
+    since = record_connected(chargepoint)
+    db.session.commit()
+    log.info("%s: connected", identity)
+    try:
+        connection.run(current_app.config["OCPP_IDLE_TIMEOUT"])
+    finally:
+        registry.unregister(connection)
+        try:
+            record_disconnected(cp_id, company_id, since)
+            db.session.commit()
+        except Exception:
+            db.session.rollback()
+            log.exception("%s: could not record the disconnection", identity)
+        log.info("%s: disconnected", identity)

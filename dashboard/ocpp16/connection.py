@@ -1,0 +1,154 @@
+"""One charge point's WebSocket: the receive loop, replies, and calls to the charge point
+(a pending-call table, a send lock, one outstanding call at a time, a timeout)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+
+from simple_websocket import ConnectionClosed
+
+from dashboard.ocpp16 import frames
+from dashboard.ocpp16.frames import Frame, OcppError, Unanswerable
+from dashboard.ocpp16.validation import validate
+
+log = logging.getLogger(__name__)
+
+# Replies remembered per connection, so that a retried CALL gets the same answer.
+RECENT_REPLIES = 32
+
+
+class CallTimeout(Exception):
+    """The charge point did not answer a call in time."""
+
+
+class CallFailed(Exception):
+    """The charge point answered a call with a CALLERROR or an invalid CALLRESULT."""
+
+    def __init__(self, code: str, description: str):
+        super().__init__(f"{code}: {description}")
+        self.code = code
+        self.description = description
+
+
+class _Waiter:
+    def __init__(self, action: str):
+        self.action = action
+        self.event = threading.Event()
+        self.frame: Frame | None = None
+
+
+class Connection:
+    """A live OCPP connection. `handle_call(connection, frame) -> reply text` answers the
+    charge point's CALLs; `on_frame(connection)` is called for every other frame received
+    (any frame proves the charge point alive)."""
+
+    def __init__(
+        self,
+        ws,
+        identity: str,
+        cp_id: int,
+        company_id: int,
+        handle_call: Callable[[Connection, Frame], str],
+        on_frame: Callable[[Connection], None],
+    ):
+        self.ws = ws
+        self.identity = identity
+        self.cp_id = cp_id
+        self.company_id = company_id
+        self._handle_call = handle_call
+        self._on_frame = on_frame
+        self._send_lock = threading.Lock()
+        self._call_lock = threading.Lock()
+        self._pending: dict[str, _Waiter] = {}
+        self._recent: OrderedDict[str, str] = OrderedDict()
+        self.closed = threading.Event()
+
+    def send(self, text: str) -> None:
+        """Send one frame (thread-safe)."""
+        with self._send_lock:
+            self.ws.send(text)
+
+    def close(self, reason: int = 1000, message: str = "") -> None:
+        """Close the socket; the receive loop then ends."""
+        self.closed.set()
+        try:
+            self.ws.close(reason=reason, message=message)
+        except Exception:  # already closed
+            log.debug("closing %s: already closed", self.identity)
+
+    def run(self, idle_timeout: float) -> None:
+        """Receive and answer frames until the socket closes or stays silent too long."""
+        try:
+            while not self.closed.is_set():
+                raw = self.ws.receive(timeout=idle_timeout)
+                if raw is None:
+                    log.info("%s: silent for %s s, closing", self.identity, idle_timeout)
+                    self.close(1000, "idle timeout")
+                    break
+                self._receive(raw)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.closed.set()
+            for waiter in list(self._pending.values()):
+                waiter.event.set()  # wake callers: the socket is gone
+
+    def _receive(self, raw) -> None:
+        try:
+            frame = frames.parse(raw)
+        except Unanswerable as exc:
+            log.info("%s: frame dropped (%s)", self.identity, exc)
+            self._on_frame(self)
+            return
+        except OcppError as exc:
+            self._on_frame(self)
+            self.send(frames.call_error(exc.message_id, exc))
+            return
+        if frame.type == frames.CALL:  # the handler records the frame itself
+            reply = self._recent.get(frame.message_id)
+            if reply is None:
+                reply = self._handle_call(self, frame)
+                self._recent[frame.message_id] = reply
+                while len(self._recent) > RECENT_REPLIES:
+                    self._recent.popitem(last=False)
+            self.send(reply)
+            return
+        self._on_frame(self)
+        waiter = self._pending.get(frame.message_id)
+        if waiter is None:
+            log.info("%s: answer to an unknown call %s ignored", self.identity, frame.message_id)
+            return
+        waiter.frame = frame
+        waiter.event.set()
+
+    def call(self, action: str, payload: dict, timeout: float) -> dict:
+        """Send a CALL and wait for its CALLRESULT payload. Raises CallTimeout, CallFailed,
+        or ConnectionClosed if the socket closes first."""
+        if not self._call_lock.acquire(timeout=timeout):
+            raise CallTimeout(f"another call to {self.identity} is still waiting")
+        message_id = str(uuid.uuid4())
+        waiter = _Waiter(action)
+        self._pending[message_id] = waiter
+        try:
+            if self.closed.is_set():
+                raise ConnectionClosed()
+            self.send(frames.call(message_id, action, payload))
+            if not waiter.event.wait(timeout):
+                raise CallTimeout(f"{self.identity} did not answer {action} in {timeout} s")
+            frame = waiter.frame
+            if frame is None:
+                raise ConnectionClosed()
+            if frame.type == frames.CALLERROR:
+                raise CallFailed(frame.error_code, frame.error_description)
+            try:
+                validate(frames.CALLRESULT, action, frame.payload)
+            except OcppError as exc:
+                raise CallFailed(exc.code, exc.description) from exc
+            return frame.payload
+        finally:
+            self._pending.pop(message_id, None)
+            self._call_lock.release()

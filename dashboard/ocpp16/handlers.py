@@ -1,0 +1,124 @@
+"""What Plugboard answers to each CALL a charge point sends. Each CALL is one transaction:
+validated, handled through the services, committed, answered."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import current_app
+
+from dashboard.extensions import db
+from dashboard.models import ChargePoint
+from dashboard.models.types import utcnow
+from dashboard.ocpp16 import frames
+from dashboard.ocpp16.frames import Frame, OcppError
+from dashboard.ocpp16.validation import KNOWN_ACTIONS, parse_datetime, validate
+from dashboard.schemas.fields import format_datetime
+from dashboard.services import chargepoints as chargepoint_service
+from dashboard.services.connectors import record_ocpp_status
+from dashboard.services.status import CHARGEPOINT_STATUSES
+
+log = logging.getLogger(__name__)
+
+
+def boot_notification(chargepoint: ChargePoint, frame: Frame) -> dict:
+    """Store the charge point's description; answer its registration status."""
+    status = chargepoint_service.record_boot(chargepoint, frame.payload)
+    config = current_app.config
+    interval = (
+        config["OCPP_HEARTBEAT_INTERVAL"]
+        if status == "Accepted"
+        else config["OCPP_BOOT_RETRY_INTERVAL"]
+    )
+    return {"status": status, "currentTime": format_datetime(utcnow()), "interval": interval}
+
+
+def heartbeat(chargepoint: ChargePoint, frame: Frame) -> dict:
+    """The current time (the frame itself already proved the charge point alive)."""
+    return {"currentTime": format_datetime(utcnow())}
+
+
+def status_notification(chargepoint: ChargePoint, frame: Frame) -> dict:
+    """Move a connector's status (or the charge point's, for connectorId 0). Always `{}`:
+    an unexpected transition is recorded and flagged, never refused (§4.9)."""
+    payload = frame.payload
+    connector_id = payload["connectorId"]
+    if connector_id == 0:
+        if payload["status"] not in CHARGEPOINT_STATUSES:
+            raise OcppError(
+                frames.PROPERTY_CONSTRAINT_VIOLATION,
+                f"connectorId 0 (the charge point) takes only {', '.join(CHARGEPOINT_STATUSES)}",
+                {"field": "status"},
+            )
+        chargepoint_service.record_chargepoint_status(
+            chargepoint, payload["status"], payload["errorCode"]
+        )
+        return {}
+    timestamp = payload.get("timestamp")
+    record_ocpp_status(
+        chargepoint,
+        connector_id=connector_id,
+        status=payload["status"],
+        error_code=payload["errorCode"],
+        message_id=frame.message_id,
+        event_time=parse_datetime(timestamp) if timestamp else None,
+        info=payload.get("info"),
+        vendor_id=payload.get("vendorId"),
+        vendor_error_code=payload.get("vendorErrorCode"),
+    )
+    return {}
+
+
+HANDLERS = {
+    "BootNotification": boot_notification,
+    "Heartbeat": heartbeat,
+    "StatusNotification": status_notification,
+}
+
+
+def handle_call(connection, frame: Frame) -> str:
+    """Answer one CALL with a CALLRESULT or a CALLERROR frame. Nothing a charge point sends
+    escapes as an exception: the connection and the worker go on."""
+    try:
+        handler = HANDLERS.get(frame.action)
+        if handler is None:
+            if frame.action in KNOWN_ACTIONS:
+                raise OcppError(frames.NOT_SUPPORTED, f"{frame.action} is not supported here")
+            raise OcppError(frames.NOT_IMPLEMENTED, f"Unknown action {frame.action!r}")
+        validate(frames.CALL, frame.action, frame.payload)
+        chargepoint = db.session.get(ChargePoint, connection.cp_id)
+        if chargepoint is None:  # deleted while connected
+            connection.close(1008, "charge point removed")
+            raise OcppError(frames.SECURITY_ERROR, "This charge point is no longer registered")
+        chargepoint_service.record_seen(chargepoint)
+        if frame.action != "BootNotification" and not chargepoint_service.is_registered(
+            chargepoint
+        ):
+            raise OcppError(
+                frames.SECURITY_ERROR,
+                "Send a BootNotification and be Accepted before any other call",
+            )
+        result = handler(chargepoint, frame)
+        db.session.commit()
+        return frames.call_result(frame.message_id, result)
+    except OcppError as error:
+        db.session.rollback()
+        record_alive(connection)
+        return frames.call_error(frame.message_id, error)
+    except Exception:
+        db.session.rollback()
+        log.exception("%s: %s failed", connection.identity, frame.action)
+        error = OcppError(frames.INTERNAL_ERROR, "The central system could not process this")
+        return frames.call_error(frame.message_id, error)
+
+
+def record_alive(connection) -> None:
+    """Update "last seen" for a frame that is not a successful CALL."""
+    try:
+        chargepoint = db.session.get(ChargePoint, connection.cp_id)
+        if chargepoint is not None:
+            chargepoint_service.record_seen(chargepoint)
+            db.session.commit()
+    except Exception:
+        db.session.rollback()
+        log.exception("%s: could not record last seen", connection.identity)

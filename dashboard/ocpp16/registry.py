@@ -1,0 +1,39 @@
+"""The charge points connected to this process, by identity. One live connection per
+identity: a new one closes the one before."""
+
+from __future__ import annotations
+
+import threading
+
+from dashboard.ocpp16.connection import Connection
+
+_lock = threading.Lock()
+_connections: dict[str, Connection] = {}
+
+
+def register(connection: Connection) -> None:
+    """Make `connection` the live one for its identity, closing any older one."""
+    with _lock:
+        previous = _connections.get(connection.identity)
+        _connections[connection.identity] = connection
+    if previous is not None and previous is not connection:
+        previous.close(1000, "replaced by a new connection")
+
+
+def unregister(connection: Connection) -> None:
+    """Forget `connection`, unless a newer one has taken its place."""
+    with _lock:
+        if _connections.get(connection.identity) is connection:
+            del _connections[connection.identity]
+
+
+def get(identity: str) -> Connection | None:
+    """The live connection of `identity` in this process, if any."""
+    with _lock:
+        return _connections.get(identity)
+
+
+def count() -> int:
+    """How many charge points are connected to this process."""
+    with _lock:
+        return len(_connections)

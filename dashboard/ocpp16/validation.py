@@ -1,0 +1,93 @@
+"""Validation of OCPP 1.6 payloads with the `ocpp` package's JSON schemas, and the checks
+the schemas leave out (date-time formats, negative connector ids). Every failure becomes an
+OcppError with the 1.6 error code that fits it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from ocpp.messages import get_validator
+from ocpp.v16.enums import Action
+
+from dashboard.ocpp16 import frames
+from dashboard.ocpp16.frames import OcppError
+
+# What each JSON-schema keyword's failure means in OCPP-J 1.6 terms (§4.2.3, Table 7).
+_CODE_FOR_KEYWORD = {
+    "required": frames.PROTOCOL_ERROR,
+    "type": frames.TYPE_CONSTRAINT_VIOLATION,
+    "additionalProperties": frames.FORMATION_VIOLATION,
+    "minItems": frames.OCCURENCE_CONSTRAINT_VIOLATION,
+    "maxItems": frames.OCCURENCE_CONSTRAINT_VIOLATION,
+}
+# When a payload breaks several rules, report the most basic one.
+_PRIORITY = [
+    frames.FORMATION_VIOLATION,
+    frames.PROTOCOL_ERROR,
+    frames.TYPE_CONSTRAINT_VIOLATION,
+    frames.OCCURENCE_CONSTRAINT_VIOLATION,
+    frames.PROPERTY_CONSTRAINT_VIOLATION,
+]
+KNOWN_ACTIONS = frozenset(action.value for action in Action)
+
+
+def parse_datetime(text: str) -> datetime:
+    """An OCPP dateTime (ISO 8601, RFC 3339) as an aware UTC datetime; ValueError if not."""
+    if not isinstance(text, str) or len(text) < 10 or "T" not in text:
+        raise ValueError(f"{text!r} is not an ISO 8601 date-time")
+    parsed = datetime.fromisoformat(text.replace("z", "Z"))
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def validate(message_type: int, action: str, payload: dict) -> None:
+    """Raise OcppError unless `payload` is a valid `action` request (message_type CALL) or
+    response (CALLRESULT)."""
+    if action not in KNOWN_ACTIONS:
+        raise OcppError(frames.NOT_IMPLEMENTED, f"Unknown action {action!r}")
+    validator = get_validator(message_type, action, "1.6")
+    failures = []
+    for error in validator.iter_errors(payload):
+        path = ".".join(str(part) for part in error.absolute_path)
+        if not path and error.validator == "type":  # the payload itself is no object
+            code = frames.FORMATION_VIOLATION
+        else:
+            code = _CODE_FOR_KEYWORD.get(error.validator, frames.PROPERTY_CONSTRAINT_VIOLATION)
+        failures.append((_PRIORITY.index(code), code, path, error.message))
+    if failures:
+        _, code, path, message = min(failures)
+        details = {"field": path} if path else {}
+        raise OcppError(code, f"{action}: {message}"[:255], details)
+    _check_formats(action, validator.schema.get("properties", {}), payload, "")
+
+
+def _check_formats(action: str, properties: dict, payload: dict, prefix: str) -> None:
+    """The `ocpp` package does not enforce `format: date-time`, nor a minimum on connector
+    ids: check both, down nested objects and arrays."""
+    for name, rule in properties.items():
+        if name not in payload:
+            continue
+        value, path = payload[name], f"{prefix}{name}"
+        if rule.get("format") == "date-time":
+            try:
+                parse_datetime(value)
+            except ValueError:
+                raise OcppError(
+                    frames.PROPERTY_CONSTRAINT_VIOLATION,
+                    f"{action}: {path} is not an ISO 8601 date-time",
+                    {"field": path},
+                ) from None
+        elif name == "connectorId" and value < 0:
+            raise OcppError(
+                frames.PROPERTY_CONSTRAINT_VIOLATION,
+                f"{action}: connectorId must not be negative",
+                {"field": path},
+            )
+        elif rule.get("type") == "object" and isinstance(value, dict):
+            _check_formats(action, rule.get("properties", {}), value, f"{path}.")
+        elif rule.get("type") == "array" and isinstance(value, list):
+            item_rule = rule.get("items", {})
+            for index, item in enumerate(value):
+                if isinstance(item, dict):
+                    _check_formats(
+                        action, item_rule.get("properties", {}), item, f"{path}.{index}."
+                    )

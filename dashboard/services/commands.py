@@ -1,0 +1,55 @@
+"""Calls from Plugboard to a charge point (ChangeAvailability, UnlockConnector): checked
+like any operation, sent over the charge point's live connection, answered with the
+charge point's reply."""
+
+from __future__ import annotations
+
+from flask import current_app
+from simple_websocket import ConnectionClosed
+
+from dashboard.extensions import db
+from dashboard.models import ChargePoint, User
+from dashboard.ocpp16 import registry
+from dashboard.ocpp16.connection import CallFailed, CallTimeout
+from dashboard.services.chargepoints import visible_chargepoint
+from dashboard.services.connectors import get_connector
+from dashboard.services.errors import Unavailable, UpstreamError, UpstreamTimeout
+from dashboard.services.permissions import require
+
+
+def change_availability(user: User, cp_id: int, connector_id: int, kind: str) -> dict:
+    """ChangeAvailability to Operative or Inoperative; connector_id 0 is the whole charge
+    point. Returns the charge point's answer ({"status": Accepted|Rejected|Scheduled})."""
+    if connector_id == 0:
+        require(user, "update.chargepoint")
+        chargepoint = visible_chargepoint(user, cp_id)
+    else:
+        require(user, "update.connector")
+        chargepoint = get_connector(user, cp_id, connector_id).chargepoint
+    return _call(chargepoint, "ChangeAvailability", {"connectorId": connector_id, "type": kind})
+
+
+def unlock_connector(user: User, cp_id: int, connector_id: int) -> dict:
+    """UnlockConnector; returns {"status": Unlocked|UnlockFailed|NotSupported}."""
+    require(user, "update.connector")
+    chargepoint = get_connector(user, cp_id, connector_id).chargepoint
+    return _call(chargepoint, "UnlockConnector", {"connectorId": connector_id})
+
+
+def _call(chargepoint: ChargePoint, action: str, payload: dict) -> dict:
+    identity = chargepoint.identity
+    connection = registry.get(identity)
+    if connection is None:
+        raise Unavailable(f"Charge point {identity} is offline")
+    # Nothing was written: release the database connection while the charge point thinks.
+    db.session.rollback()
+    try:
+        return connection.call(action, payload, timeout=current_app.config["OCPP_CALL_TIMEOUT"])
+    except CallTimeout as exc:
+        raise UpstreamTimeout(f"Charge point {identity} did not answer {action} in time") from exc
+    except CallFailed as exc:
+        raise UpstreamError(
+            f"Charge point {identity} answered {action} with {exc.code}: {exc.description}"
+        ) from exc
+    except ConnectionClosed as exc:
+        raise Unavailable(f"Charge point {identity} disconnected") from exc
