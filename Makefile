@@ -25,11 +25,12 @@ instance/secret_key:
 	$(PYTHON) -c 'import secrets; print(secrets.token_hex(32))' > $@
 	chmod 600 $@
 
-# The demo: a SQLite file under instance/, migrated and seeded, served on http://$(HOST):$(PORT)/
+# The demo: a SQLite file under instance/, migrated and seeded, served by gunicorn on
+# http://$(HOST):$(PORT)/ with simulated charge points connected.
 run: $(STAMP) instance/secret_key
 	$(FLASK) db upgrade
 	$(FLASK) seed-demo
-	$(FLASK) run --host $(HOST) --port $(PORT)
+	HOST=$(HOST) PORT=$(PORT) ./scripts/run-demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

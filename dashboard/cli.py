@@ -126,6 +126,55 @@ def register_commands(app: Flask) -> None:
         db.session.commit()
         click.echo(clear)
 
+    @app.cli.command("simulate")
+    @click.option(
+        "--url",
+        default="ws://127.0.0.1:5000/ocpp",
+        show_default=True,
+        help="The OCPP endpoint, without the identity",
+    )
+    @click.option(
+        "--count",
+        type=int,
+        default=None,
+        help="How many charge points (default: every one without a key)",
+    )
+    @click.option(
+        "--connectors", type=int, default=2, show_default=True, help="Connectors per charge point"
+    )
+    @click.option(
+        "--rate",
+        type=float,
+        default=0.2,
+        show_default=True,
+        help="Status changes per second, per charge point",
+    )
+    @click.option("--duration", type=float, default=None, help="Seconds (default: forever)")
+    @click.option("--seed", type=int, default=None, help="Random seed, for a repeatable run")
+    def simulate_command(url, count, connectors, rate, duration, seed) -> None:
+        """Simulated charge points (the registered ones without an authorization key)
+        connect to URL and walk realistic status sequences until interrupted."""
+        import asyncio
+        import contextlib
+
+        from dashboard.simulator import simulate
+
+        query = (
+            select(ChargePoint.identity)
+            .where(ChargePoint.auth_key_hash.is_(None))
+            .order_by(ChargePoint.identity)
+        )
+        identities = list(db.session.scalars(query.limit(count)))
+        db.session.remove()
+        if not identities:
+            _fail("No charge point without an authorization key is registered")
+        click.echo(
+            f"Simulating {len(identities)} charge points × {connectors} connectors against "
+            f"{url} (Ctrl-C stops)"
+        )
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(simulate(url, identities, connectors, rate, duration, seed))
+
     @app.cli.command("seed-demo")
     def seed_demo_command() -> None:
         """Fill an empty database with demo companies, users, charge points and connectors."""

@@ -1,0 +1,204 @@
+"""Simulated charge points: the `ocpp` package's client, walking realistic status
+sequences, so that a demo (and a load test) has something alive to show.
+
+Each charge point boots, reports connector 0 and each connector Available, sends
+heartbeats, and then, at the chosen rate, moves one of its connectors along a charging
+session: Available → Preparing → Charging → SuspendedEV → Charging → Finishing →
+Available, with an occasional fault that clears after a while. It answers
+ChangeAvailability (and reports the new status) and UnlockConnector. A dropped connection
+is retried with back-off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from datetime import UTC, datetime
+
+from ocpp.routing import on
+from ocpp.v16 import ChargePoint, call, call_result
+from ocpp.v16.enums import Action
+from websockets.asyncio.client import connect
+
+log = logging.getLogger("plugboard.simulator")
+
+SESSION = ["Available", "Preparing", "Charging", "SuspendedEV", "Charging", "Finishing"]
+FAULT_CHANCE = 0.02
+FAULT_CODES = ["GroundFailure", "HighTemperature", "OverCurrentFailure", "PowerMeterFailure"]
+
+
+def now_iso() -> str:
+    """The current time as OCPP writes it."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class SimulatedChargePoint(ChargePoint):
+    """One simulated charge point and the state of its connectors."""
+
+    def __init__(self, identity: str, connection, connectors: int, rng: random.Random):
+        super().__init__(identity, connection)
+        self.rng = rng
+        # Per connector: its place in SESSION, or "Faulted" / "Unavailable".
+        self.state = {number: 0 for number in range(1, connectors + 1)}
+        self.inoperative: set[int] = set()
+
+    def status_of(self, number: int) -> str:
+        state = self.state[number]
+        return state if isinstance(state, str) else SESSION[state]
+
+    async def report(self, number: int, error_code: str = "NoError") -> None:
+        """Send the connector's current status."""
+        await self.call(
+            call.StatusNotification(
+                connector_id=number,
+                error_code=error_code,
+                status=self.status_of(number) if number else "Available",
+                timestamp=now_iso(),
+            )
+        )
+
+    async def step(self) -> None:
+        """Move one operative connector one step along its session (or fault, or heal)."""
+        candidates = [n for n in self.state if n not in self.inoperative]
+        if not candidates:
+            return
+        number = self.rng.choice(candidates)
+        state = self.state[number]
+        error_code = "NoError"
+        if state == "Faulted":
+            self.state[number] = 0
+        elif self.rng.random() < FAULT_CHANCE:
+            self.state[number] = "Faulted"
+            error_code = self.rng.choice(FAULT_CODES)
+        else:
+            self.state[number] = (state + 1) % len(SESSION)
+        await self.report(number, error_code)
+
+    @on(Action.change_availability)
+    async def on_change_availability(self, connector_id, type):
+        numbers = list(self.state) if connector_id == 0 else [connector_id]
+        if any(n not in self.state for n in numbers):
+            return call_result.ChangeAvailability(status="Rejected")
+        for number in numbers:
+            if type == "Inoperative":
+                self.inoperative.add(number)
+                self.state[number] = "Unavailable"
+            else:
+                self.inoperative.discard(number)
+                self.state[number] = 0
+        # The new status follows as a StatusNotification, after the answer.
+        asyncio.get_running_loop().call_later(
+            0.1, lambda: asyncio.ensure_future(self._report_all(numbers))
+        )
+        return call_result.ChangeAvailability(status="Accepted")
+
+    async def _report_all(self, numbers) -> None:
+        for number in numbers:
+            await self.report(number)
+
+    @on(Action.unlock_connector)
+    async def on_unlock_connector(self, connector_id):
+        status = "Unlocked" if connector_id in self.state else "NotSupported"
+        return call_result.UnlockConnector(status=status)
+
+
+async def run_chargepoint(
+    url: str,
+    identity: str,
+    connectors: int,
+    rate: float,
+    stop: asyncio.Event,
+    rng: random.Random,
+    headers: dict | None = None,
+) -> None:
+    """Keep one simulated charge point connected and busy until `stop` is set."""
+    backoff = 1.0
+    while not stop.is_set():
+        try:
+            async with connect(
+                f"{url.rstrip('/')}/{identity}",
+                subprotocols=["ocpp1.6"],
+                additional_headers=headers or {},
+                proxy=None,
+                open_timeout=10,
+            ) as ws:
+                backoff = 1.0
+                await _session(ws, identity, connectors, rate, stop, rng)
+        except (TimeoutError, OSError, Exception) as exc:  # keep retrying
+            if stop.is_set():
+                return
+            log.warning("%s: %s; retrying in %.0f s", identity, exc, backoff)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), backoff)
+            backoff = min(backoff * 2, 60)
+
+
+async def _session(ws, identity, connectors, rate, stop, rng) -> None:
+    cp = SimulatedChargePoint(identity, ws, connectors, rng)
+    receiver = asyncio.create_task(cp.start())
+    try:
+        boot = await cp.call(
+            call.BootNotification(
+                charge_point_vendor="Plugboard",
+                charge_point_model="Simulator",
+                firmware_version="sim-1.0",
+            )
+        )
+        while boot.status != "Accepted":
+            await asyncio.sleep(boot.interval or 10)
+            boot = await cp.call(
+                call.BootNotification(
+                    charge_point_vendor="Plugboard", charge_point_model="Simulator"
+                )
+            )
+        interval = boot.interval or 300
+        await cp.report(0)
+        for number in cp.state:
+            await cp.report(number)
+        next_heartbeat = asyncio.get_running_loop().time() + interval
+        while not stop.is_set() and not receiver.done():
+            # Exponential gaps: `rate` status changes per second on average.
+            await asyncio.sleep(rng.expovariate(rate) if rate > 0 else interval)
+            if stop.is_set():
+                break
+            if rate > 0:
+                await cp.step()
+            if asyncio.get_running_loop().time() >= next_heartbeat:
+                await cp.call(call.Heartbeat())
+                next_heartbeat += interval
+    finally:
+        receiver.cancel()
+
+
+async def simulate(
+    url: str,
+    identities: list[str],
+    connectors: int,
+    rate: float,
+    duration: float | None = None,
+    seed: int | None = None,
+) -> None:
+    """Run the charge points `identities` against `url` until interrupted or `duration`."""
+    logging.getLogger("ocpp").setLevel(logging.WARNING)
+    stop = asyncio.Event()
+    rng = random.Random(seed)
+    tasks = []
+    for identity in identities:
+        tasks.append(
+            asyncio.create_task(
+                run_chargepoint(url, identity, connectors, rate, stop, random.Random(rng.random()))
+            )
+        )
+        await asyncio.sleep(0.01)  # do not knock on the server all at once
+    try:
+        if duration is None:
+            await asyncio.Event().wait()
+        else:
+            await asyncio.sleep(duration)
+    finally:
+        stop.set()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
