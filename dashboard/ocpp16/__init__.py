@@ -18,7 +18,11 @@ from dashboard.models import ChargePoint
 from dashboard.ocpp16 import registry
 from dashboard.ocpp16.connection import Connection
 from dashboard.ocpp16.handlers import handle_call, record_alive
-from dashboard.services.chargepoints import record_connected, record_disconnected
+from dashboard.services.chargepoints import (
+    is_registered,
+    record_connected,
+    record_disconnected,
+)
 
 bp = Blueprint("ocpp16", __name__)
 log = logging.getLogger(__name__)
@@ -75,6 +79,7 @@ def ocpp(ws, identity: str):
     connection = Connection(ws, identity, cp_id, company_id, handle_call, record_alive)
     registry.register(connection)
     chargepoint = db.session.get(ChargePoint, cp_id)
+    connection.registered = is_registered(chargepoint)
     since = record_connected(chargepoint)
     db.session.commit()
     log.info("%s: connected", identity)

@@ -66,6 +66,11 @@ class Connection:
         self._pending: dict[str, _Waiter] = {}
         self._recent: OrderedDict[str, str] = OrderedDict()
         self.closed = threading.Event()
+        # Whether the charge point may send calls other than BootNotification: read from
+        # the database when it connects, updated by its boots.
+        self.registered = False
+        # When "last seen" was last written (time.monotonic()), to bound those writes.
+        self.last_seen_written = 0.0
 
     def send(self, text: str) -> None:
         """Send one frame (thread-safe)."""

@@ -4,6 +4,7 @@ validated, handled through the services, committed, answered."""
 from __future__ import annotations
 
 import logging
+import time
 
 from flask import current_app
 
@@ -20,10 +21,25 @@ from dashboard.services.status import CHARGEPOINT_STATUSES
 
 log = logging.getLogger(__name__)
 
+# "Last seen" is written at most this often for frames other than Heartbeat (whose only
+# purpose is to say "alive"): one write per second per charge point instead of one per
+# frame, while staleness is judged in heartbeat intervals (minutes).
+LAST_SEEN_RESOLUTION = 1.0
 
-def boot_notification(chargepoint: ChargePoint, frame: Frame) -> dict:
+
+def _chargepoint(connection) -> ChargePoint:
+    chargepoint = db.session.get(ChargePoint, connection.cp_id)
+    if chargepoint is None:  # deleted while connected
+        connection.close(1008, "charge point removed")
+        raise OcppError(frames.SECURITY_ERROR, "This charge point is no longer registered")
+    return chargepoint
+
+
+def boot_notification(connection, frame: Frame) -> dict:
     """Store the charge point's description; answer its registration status."""
+    chargepoint = _chargepoint(connection)
     status = chargepoint_service.record_boot(chargepoint, frame.payload)
+    connection.registered = chargepoint_service.is_registered(chargepoint)
     config = current_app.config
     interval = (
         config["OCPP_HEARTBEAT_INTERVAL"]
@@ -33,12 +49,13 @@ def boot_notification(chargepoint: ChargePoint, frame: Frame) -> dict:
     return {"status": status, "currentTime": format_datetime(utcnow()), "interval": interval}
 
 
-def heartbeat(chargepoint: ChargePoint, frame: Frame) -> dict:
-    """The current time (the frame itself already proved the charge point alive)."""
+def heartbeat(connection, frame: Frame) -> dict:
+    """The current time; "last seen" is written now, whatever its resolution."""
+    connection.last_seen_written = 0.0
     return {"currentTime": format_datetime(utcnow())}
 
 
-def status_notification(chargepoint: ChargePoint, frame: Frame) -> dict:
+def status_notification(connection, frame: Frame) -> dict:
     """Move a connector's status (or the charge point's, for connectorId 0). Always `{}`:
     an unexpected transition is recorded and flagged, never refused (§4.9)."""
     payload = frame.payload
@@ -51,12 +68,12 @@ def status_notification(chargepoint: ChargePoint, frame: Frame) -> dict:
                 {"field": "status"},
             )
         chargepoint_service.record_chargepoint_status(
-            chargepoint, payload["status"], payload["errorCode"]
+            _chargepoint(connection), payload["status"], payload["errorCode"]
         )
         return {}
     timestamp = payload.get("timestamp")
     record_ocpp_status(
-        chargepoint,
+        connection.cp_id,
         connector_id=connector_id,
         status=payload["status"],
         error_code=payload["errorCode"],
@@ -86,19 +103,13 @@ def handle_call(connection, frame: Frame) -> str:
                 raise OcppError(frames.NOT_SUPPORTED, f"{frame.action} is not supported here")
             raise OcppError(frames.NOT_IMPLEMENTED, f"Unknown action {frame.action!r}")
         validate(frames.CALL, frame.action, frame.payload)
-        chargepoint = db.session.get(ChargePoint, connection.cp_id)
-        if chargepoint is None:  # deleted while connected
-            connection.close(1008, "charge point removed")
-            raise OcppError(frames.SECURITY_ERROR, "This charge point is no longer registered")
-        chargepoint_service.record_seen(chargepoint)
-        if frame.action != "BootNotification" and not chargepoint_service.is_registered(
-            chargepoint
-        ):
+        if frame.action != "BootNotification" and not connection.registered:
             raise OcppError(
                 frames.SECURITY_ERROR,
                 "Send a BootNotification and be Accepted before any other call",
             )
-        result = handler(chargepoint, frame)
+        result = handler(connection, frame)
+        _record_seen(connection)
         db.session.commit()
         return frames.call_result(frame.message_id, result)
     except OcppError as error:
@@ -112,13 +123,18 @@ def handle_call(connection, frame: Frame) -> str:
         return frames.call_error(frame.message_id, error)
 
 
+def _record_seen(connection) -> None:
+    now = time.monotonic()
+    if now - connection.last_seen_written >= LAST_SEEN_RESOLUTION:
+        chargepoint_service.record_seen(connection.cp_id)
+        connection.last_seen_written = now
+
+
 def record_alive(connection) -> None:
-    """Update "last seen" for a frame that is not a successful CALL."""
+    """Update "last seen" for a frame that is not a successful CALL, in its own transaction."""
     try:
-        chargepoint = db.session.get(ChargePoint, connection.cp_id)
-        if chargepoint is not None:
-            chargepoint_service.record_seen(chargepoint)
-            db.session.commit()
+        _record_seen(connection)
+        db.session.commit()
     except Exception:
         db.session.rollback()
         log.exception("%s: could not record last seen", connection.identity)

@@ -178,9 +178,14 @@ def record_disconnected(cp_id: int, company_id: int, since: datetime) -> None:
         _announce_ids(cp_id, company_id, "disconnected")
 
 
-def record_seen(chargepoint: ChargePoint) -> None:
-    """Any message proves the charge point alive (OCPP 1.6 §4.6)."""
-    chargepoint.last_seen = utcnow()
+def record_seen(cp_id: int, moment: datetime | None = None) -> None:
+    """Any message proves the charge point alive (OCPP 1.6 §4.6): "last seen" is now."""
+    db.session.execute(
+        update(ChargePoint)
+        .where(ChargePoint.id == cp_id)
+        .values(last_seen=moment or utcnow())
+        .execution_options(synchronize_session=False)
+    )
 
 
 BOOT_FIELDS = {

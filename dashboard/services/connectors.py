@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import inspect, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
 
 from dashboard.extensions import db
 from dashboard.live.events import publish_after_commit
@@ -239,7 +240,7 @@ def _announce(connector: Connector, action: str) -> None:
 
 
 def record_ocpp_status(
-    chargepoint: ChargePoint,
+    cp_id: int,
     *,
     connector_id: int,
     status: str,
@@ -250,15 +251,26 @@ def record_ocpp_status(
     vendor_id: str | None = None,
     vendor_error_code: str | None = None,
 ) -> ConnectorStatusHistory | None:
-    """A StatusNotification from `chargepoint` for a connector (> 0). A connector the
+    """A StatusNotification from charge point `cp_id` for a connector (> 0). A connector the
     charge point reports but Plugboard does not know yet is registered with defaults. A
     retried CALL (same message id, same content) is recognised and records nothing: returns
-    None then."""
-    if _already_recorded(chargepoint.id, connector_id, status, error_code, message_id, event_time):
+    None then. This is the hot path of OCPP ingest: one query loads the connector with its
+    charge point."""
+    connector = db.session.get(
+        Connector, (connector_id, cp_id), options=[joinedload(Connector.chargepoint)]
+    )
+    # A retry carries an event time already applied (or none): only then look for it.
+    maybe_retry = connector is not None and (
+        event_time is None
+        or connector.status_timestamp is None
+        or event_time <= connector.status_timestamp
+    )
+    if maybe_retry and _already_recorded(
+        cp_id, connector_id, status, error_code, message_id, event_time
+    ):
         return None
-    connector = db.session.get(Connector, (connector_id, chargepoint.id))
     if connector is None:
-        connector = _register(chargepoint, connector_id, {})
+        connector = _register(db.session.get(ChargePoint, cp_id), connector_id, {})
     row = apply_status(
         connector,
         status=status,

@@ -1,0 +1,47 @@
+"""The yardstick of bench/ocpp_load.py: a bare asyncio WebSocket server that speaks just
+enough OCPP 1.6-J to acknowledge every CALL, storing nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import resource
+import sys
+from datetime import UTC, datetime
+
+from websockets.asyncio.server import serve
+
+
+async def handler(ws):
+    async for raw in ws:
+        message = json.loads(raw)
+        if message[0] != 2:
+            continue
+        payload = {}
+        if message[2] == "BootNotification":
+            payload = {
+                "status": "Accepted",
+                "interval": 300,
+                "currentTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            }
+        await ws.send(json.dumps([3, message[1], payload]))
+
+
+async def main(port: int) -> None:
+    async with serve(
+        handler,
+        "127.0.0.1",
+        port,
+        subprotocols=["ocpp1.6"],
+        ping_interval=None,
+        compression=None,
+        max_size=65536,
+    ):
+        print("ready", flush=True)
+        await asyncio.Future()
+
+
+if __name__ == "__main__":
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    asyncio.run(main(int(sys.argv[1])))
