@@ -13,10 +13,10 @@ from dashboard.models import ChargePoint
 from dashboard.models.types import utcnow
 from dashboard.ocpp16 import frames
 from dashboard.ocpp16.frames import Frame, OcppError
+from dashboard.ocpp16.ingest import batcher
 from dashboard.ocpp16.validation import KNOWN_ACTIONS, parse_datetime, validate
 from dashboard.schemas.fields import format_datetime
 from dashboard.services import chargepoints as chargepoint_service
-from dashboard.services.connectors import record_ocpp_status
 from dashboard.services.status import CHARGEPOINT_STATUSES
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ def status_notification(connection, frame: Frame) -> dict:
         )
         return {}
     timestamp = payload.get("timestamp")
-    record_ocpp_status(
+    batcher().submit(
         connection.cp_id,
         connector_id=connector_id,
         status=payload["status"],
@@ -83,6 +83,7 @@ def status_notification(connection, frame: Frame) -> dict:
         vendor_id=payload.get("vendorId"),
         vendor_error_code=payload.get("vendorErrorCode"),
     )
+    connection.last_seen_written = time.monotonic()  # the batch wrote it
     return {}
 
 

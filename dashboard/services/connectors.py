@@ -6,7 +6,6 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import inspect, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import joinedload
 
 from dashboard.extensions import db
 from dashboard.live.events import publish_after_commit
@@ -254,11 +253,10 @@ def record_ocpp_status(
     """A StatusNotification from charge point `cp_id` for a connector (> 0). A connector the
     charge point reports but Plugboard does not know yet is registered with defaults. A
     retried CALL (same message id, same content) is recognised and records nothing: returns
-    None then. This is the hot path of OCPP ingest: one query loads the connector with its
-    charge point."""
-    connector = db.session.get(
-        Connector, (connector_id, cp_id), options=[joinedload(Connector.chargepoint)]
-    )
+    None then. This is the hot path of OCPP ingest: a caller that records many at once
+    loads their connectors (with their charge points) in one query first, and the lookup
+    here then finds them in the session."""
+    connector = db.session.get(Connector, (connector_id, cp_id))
     # A retry carries an event time already applied (or none): only then look for it.
     maybe_retry = connector is not None and (
         event_time is None
@@ -282,7 +280,6 @@ def record_ocpp_status(
         event_time=event_time,
         message_id=message_id,
     )
-    db.session.flush()
     return row
 
 

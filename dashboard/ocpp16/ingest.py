@@ -1,0 +1,125 @@
+"""Group commit of StatusNotifications, one batcher per worker process.
+
+Each StatusNotification is handed to the batcher and answered only once its transaction
+has committed, so an acknowledged status is a stored status. While one batch is being
+written, the next one gathers: under load, hundreds of notifications share one
+transaction, one query that loads their connectors, one batched INSERT of history rows
+and one batched UPDATE of connectors, instead of a transaction each. Every change still
+goes through `record_ocpp_status` and `apply_status`: only the commit is shared. A batch
+that fails is replayed one notification at a time, so one bad message fails alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from flask import Flask, current_app
+from sqlalchemy import select, tuple_, update
+from sqlalchemy.orm import joinedload
+
+from dashboard.extensions import db
+from dashboard.models import ChargePoint, Connector
+from dashboard.models.types import utcnow
+from dashboard.services.connectors import record_ocpp_status
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 500
+# How long a notification may wait for its batch before the charge point gets an error.
+SUBMIT_TIMEOUT = 30.0
+
+
+@dataclass
+class _Item:
+    cp_id: int
+    fields: dict
+    done: threading.Event = field(default_factory=threading.Event)
+    error: Exception | None = None
+
+
+class StatusBatcher:
+    """Writes the StatusNotifications of every connection of this process in batches."""
+
+    def __init__(self, app: Flask):
+        self.app = app
+        self._queue: list[_Item] = []
+        self._lock = threading.Lock()
+        self._wakeup = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, cp_id: int, **fields) -> None:
+        """Record one StatusNotification (the arguments of `record_ocpp_status`); returns
+        once it is committed, or raises what recording it raised."""
+        item = _Item(cp_id, fields)
+        with self._lock:
+            self._queue.append(item)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="ocpp-ingest", daemon=True)
+                self._thread.start()
+        self._wakeup.set()
+        if not item.done.wait(SUBMIT_TIMEOUT):
+            raise TimeoutError("the status was not stored in time")
+        if item.error is not None:
+            raise item.error
+
+    def _run(self) -> None:
+        with self.app.app_context():
+            while True:
+                self._wakeup.wait()
+                with self._lock:
+                    batch = self._queue[:MAX_BATCH]
+                    del self._queue[:MAX_BATCH]
+                    if not self._queue:
+                        self._wakeup.clear()
+                if batch:
+                    self._write(batch)
+
+    def _write(self, batch: list[_Item]) -> None:
+        try:
+            self._record(batch)
+            db.session.commit()
+        except Exception:
+            db.session.rollback()
+            log.warning("a batch of %d statuses failed; replaying one by one", len(batch))
+            for item in batch:
+                try:
+                    self._record([item])
+                    db.session.commit()
+                except Exception as exc:
+                    db.session.rollback()
+                    item.error = exc
+        finally:
+            db.session.expunge_all()  # start each batch from the database, not memory
+            for item in batch:
+                item.done.set()
+
+    def _record(self, batch: list[_Item]) -> None:
+        keys = {(item.cp_id, item.fields["connector_id"]) for item in batch}
+        # One query puts every connector of the batch in the session: the lookups of
+        # record_ocpp_status then hit the identity map, which holds objects only while
+        # something refers to them: hence `loaded`, kept until the batch is recorded.
+        loaded = db.session.scalars(
+            select(Connector)
+            .options(joinedload(Connector.chargepoint))
+            .where(tuple_(Connector.connector_cp_id, Connector.connector_id).in_(keys))
+        ).all()
+        for item in batch:
+            record_ocpp_status(item.cp_id, **item.fields)
+        del loaded
+        db.session.execute(
+            update(ChargePoint)
+            .where(ChargePoint.id.in_({item.cp_id for item in batch}))
+            .values(last_seen=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+
+
+def batcher() -> StatusBatcher:
+    """This process's batcher for the current application."""
+    app = current_app._get_current_object()
+    found = app.extensions.get("ocpp_status_batcher")
+    if found is None:
+        found = app.extensions.setdefault("ocpp_status_batcher", StatusBatcher(app))
+    return found
