@@ -1,0 +1,70 @@
+"""The group commit of StatusNotifications: many notifications share a transaction, each
+is answered only once stored, and one that cannot be stored fails alone."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+
+from dashboard.extensions import db
+from dashboard.models import Connector, ConnectorStatusHistory
+from dashboard.ocpp16.ingest import StatusBatcher
+
+
+def submit_all(app, batcher, submissions):
+    """Submit from one thread each, as connections do; returns each one's error or None."""
+    results = [None] * len(submissions)
+    start = threading.Barrier(len(submissions))
+
+    def worker(index, cp_id, fields):
+        with app.app_context():
+            start.wait()
+            try:
+                batcher.submit(cp_id, **fields)
+            except Exception as exc:
+                results[index] = exc
+
+    threads = [
+        threading.Thread(target=worker, args=(i, cp_id, fields))
+        for i, (cp_id, fields) in enumerate(submissions)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return results
+
+
+def status(connector_id, status_name, n=0):
+    return {
+        "connector_id": connector_id,
+        "status": status_name,
+        "error_code": "NoError",
+        "message_id": f"m-{connector_id}-{n}",
+        "event_time": datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=n),
+    }
+
+
+def test_concurrent_notifications_are_all_stored(app, world):
+    batcher = StatusBatcher(app)
+    submissions = [(world.cp_a, status(n, "Charging", n)) for n in range(1, 21)]
+    submissions += [(world.cp_b, status(n, "Preparing", n)) for n in range(1, 21)]
+    assert submit_all(app, batcher, submissions) == [None] * 40
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Connector)) == 40
+        rows = db.session.scalar(select(func.count()).select_from(ConnectorStatusHistory))
+        assert rows == 40
+
+
+def test_one_bad_notification_fails_alone(app, world):
+    batcher = StatusBatcher(app)
+    submissions = [(world.cp_a, status(n, "Charging", n)) for n in range(1, 6)]
+    submissions.append((99999, status(1, "Charging")))  # no such charge point
+    results = submit_all(app, batcher, submissions)
+    assert results[:5] == [None] * 5
+    assert results[5] is not None
+    with app.app_context():
+        stored = db.session.scalars(select(Connector.connector_id).order_by("connector_id"))
+        assert list(stored) == [1, 2, 3, 4, 5]
