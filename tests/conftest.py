@@ -94,8 +94,13 @@ def app(database_url):
         db.engine.dispose()
 
 
-# Settings of the served app in tests: calls to charge points give up quickly.
-LIVE_SERVER_ENV = {"OCPP_CALL_TIMEOUT": "2", "OCPP_HEARTBEAT_INTERVAL": "60"}
+# Settings of the served app in tests: calls to charge points give up quickly, and silent
+# sockets are closed after 4 s.
+LIVE_SERVER_ENV = {
+    "OCPP_CALL_TIMEOUT": "2",
+    "OCPP_HEARTBEAT_INTERVAL": "60",
+    "OCPP_IDLE_TIMEOUT": "4",
+}
 
 
 def _serve(url, tmp_path_factory):

@@ -87,3 +87,15 @@ def test_key_as_raw_bytes_or_hex_text_is_accepted(server, keyed_cp, password):
 
 def test_charge_point_without_key_needs_no_credentials(server, world):
     assert status_of_refusal(server, "CP-A") == 101
+
+
+def test_silent_socket_is_closed_after_idle_timeout(server, world):
+    async def scenario():
+        async with open_socket(server, "CP-A") as ws:
+            started = asyncio.get_running_loop().time()
+            with pytest.raises(ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), 10)
+            return ws.close_code, asyncio.get_running_loop().time() - started
+
+    code, waited = run(scenario())
+    assert code == 1000 and 3 < waited < 8
