@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from werkzeug.routing import IntegerConverter
 
 from dashboard import config
-from dashboard.extensions import csrf, db, login_manager, migrate, sock
+from dashboard.extensions import csrf, db, limiter, login_manager, migrate, sock
 
 
 class IdConverter(IntegerConverter):
@@ -37,6 +37,13 @@ def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
         cursor.close()
 
 
+# Everything from this site only; no inline script or style anywhere.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+)
+
+
 def create_app(test_config: dict | None = None) -> Flask:
     """Build the application from the environment, overridden by `test_config`."""
     app = Flask(__name__.split(".")[0], root_path=str(config.INSTANCE_DIR.parent))
@@ -55,8 +62,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(config.INSTANCE_DIR.parent / "migrations"))
     login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Sign in to see this page."
     csrf.init_app(app)
     sock.init_app(app)
+    limiter.init_app(app)
 
     from dashboard import (
         auth,  # noqa: F401  (registers the user loader)
@@ -64,15 +74,21 @@ def create_app(test_config: dict | None = None) -> Flask:
     )
     from dashboard.api import bp as api_bp
     from dashboard.api.envelope import register_error_handlers
+    from dashboard.auth.views import bp as auth_bp
     from dashboard.cli import register_commands
     from dashboard.ocpp16 import bp as ocpp_bp
     from dashboard.ops import bp as ops_bp
+    from dashboard.pages import bp as pages_bp
+    from dashboard.schemas.fields import format_decimal
 
     # API writes are protected by the Bearer token, or by csrf.protect() for sessions.
     csrf.exempt(api_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(ops_bp)
     app.register_blueprint(ocpp_bp)
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(pages_bp)
+    app.jinja_env.filters["decimal"] = lambda v: "—" if v is None else format_decimal(v)
     register_error_handlers(app)
     register_commands(app)
 
@@ -81,6 +97,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         return response
 
     return app

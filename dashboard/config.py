@@ -72,6 +72,11 @@ def from_environment() -> dict:
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SAMESITE": "Lax",
         "MAX_CONTENT_LENGTH": 1024 * 1024,
+        # Failed sign-ins allowed per account and per address (Flask-Limiter syntax); the
+        # counters live in RATELIMIT_STORAGE_URI (memory: per process).
+        "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI", "memory://"),
+        "LOGIN_LIMIT_PER_ACCOUNT": os.environ.get("LOGIN_LIMIT_PER_ACCOUNT", "5 per minute"),
+        "LOGIN_LIMIT_PER_ADDRESS": os.environ.get("LOGIN_LIMIT_PER_ADDRESS", "20 per minute"),
         # The OCPP endpoint agrees to "ocpp1.6" only, and refuses frames over 64 KiB.
         "SOCK_SERVER_OPTIONS": {
             "subprotocols": ["ocpp1.6"],

@@ -1,5 +1,7 @@
 """Extension objects, created once at import and bound to the app in `create_app()`."""
 
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sock import Sock
@@ -29,3 +31,5 @@ migrate = Migrate()
 login_manager = LoginManager()
 sock = Sock()
 csrf = CSRFProtect()
+# Rate limits are opt-in per view (the sign-in form); storage: RATELIMIT_STORAGE_URI.
+limiter = Limiter(key_func=get_remote_address)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, redirect, url_for
+from flask import Blueprint, current_app
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -29,9 +29,3 @@ def healthz():
     finally:
         db.session.remove()
     return {"status": "ok", "database": "ok"}
-
-
-@bp.get("/")
-def index():
-    """Until the dashboard pages exist, the front door is the API documentation."""
-    return redirect(url_for("api.docs"))

@@ -8,7 +8,7 @@ import uuid
 from decimal import Decimal
 from functools import wraps
 
-from flask import current_app, g, jsonify, request
+from flask import current_app, g, jsonify, render_template, request
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from marshmallow import Schema, ValidationError
@@ -221,6 +221,11 @@ def is_api_request() -> bool:
     return request.path.startswith("/api/")
 
 
+def error_page(code: int, title: str, message: str):
+    """An error as a page in the layout (outside the API)."""
+    return render_template("errors/error.html", code=code, title=title, message=message), code
+
+
 def register_error_handlers(app) -> None:
     """Answer every error under /api/ with an envelope; leave other paths to the pages."""
 
@@ -235,19 +240,25 @@ def register_error_handlers(app) -> None:
         res_data = {"errors": exc.errors} if exc.errors else None
         if is_api_request():
             return error_response(exc.status_code, exc.message, res_data)
-        return exc.message, exc.status_code
+        return error_page(exc.status_code, "Not possible", exc.message)
 
     @app.errorhandler(CSRFError)
     def _csrf_error(exc: CSRFError):
         db.session.rollback()
         if is_api_request():
             return error_response(400, f"CSRF check failed: {exc.description}")
-        return exc
+        return error_page(
+            400,
+            "Form expired",
+            "The form was open too long, or came from another site. Reload the page and try again.",
+        )
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
         if not is_api_request():
-            return exc
+            if exc.response is not None:  # the raiser made its own answer (rate limit)
+                return exc.response
+            return error_page(exc.code or 500, exc.name, exc.description)
         db.session.rollback()
         messages = {
             404: "Not found",
@@ -265,4 +276,4 @@ def register_error_handlers(app) -> None:
         current_app.logger.exception("unhandled error on %s %s", request.method, request.path)
         if is_api_request():
             return error_response(500, "Internal server error")
-        return "Internal server error", 500
+        return error_page(500, "Internal server error", "Something went wrong on our side.")

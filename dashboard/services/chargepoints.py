@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 
 from dashboard.extensions import db
 from dashboard.live.events import publish_after_commit
-from dashboard.models import ChargePoint, Company, User
+from dashboard.models import ChargePoint, Company, Connector, User
 from dashboard.models.types import utcnow
 from dashboard.services.errors import Conflict, NotFound
 from dashboard.services.pagination import Page, paginate
@@ -32,29 +32,42 @@ def visible_chargepoint(user: User, cp_id: int) -> ChargePoint:
     return chargepoint
 
 
+CHARGEPOINT_SORTS = {
+    "identity": (ChargePoint.identity,),
+    "name": (ChargePoint.name, ChargePoint.identity),
+    "company": (Company.name, ChargePoint.identity),
+    "last_seen": (ChargePoint.last_seen.desc(), ChargePoint.identity),
+}
+CONNECTION_STATES = ("online", "stale", "offline")
+
+
 def list_chargepoints(
     user: User,
     *,
     company_id: int | None = None,
     text: str | None = None,
+    connection: str | None = None,
+    sort: str = "identity",
     page: int = 1,
     per_page: int = 20,
 ) -> Page:
-    """A page of the charge points `user` may see, by identity, filtered by company and by
-    `text` (in the identity or the name)."""
+    """A page of the charge points `user` may see, filtered by company, by `text` (in the
+    identity or the name) and by connection state, sorted by one of CHARGEPOINT_SORTS."""
     require(user, "read.chargepoint")
-    query = chargepoints_visible_to(user)
+    query = chargepoints_visible_to(user).join(Company, ChargePoint.company_id == Company.id)
     if company_id is not None:
         query = query.where(ChargePoint.company_id == company_id)
     if text:
-        pattern = f"%{_escape_like(text.lower())}%"
-        query = query.where(
-            or_(
-                func.lower(ChargePoint.identity).like(pattern, escape="\\"),
-                func.lower(ChargePoint.name).like(pattern, escape="\\"),
-            )
-        )
-    return paginate(query.order_by(ChargePoint.identity), page, per_page)
+        query = query.where(text_matches(text, ChargePoint.identity, ChargePoint.name))
+    if connection is not None:
+        query = query.where(_connection_condition(connection))
+    return paginate(query.order_by(*CHARGEPOINT_SORTS[sort]), page, per_page)
+
+
+def text_matches(text: str, *columns):
+    """A condition: `text` appears, case-insensitively, in one of `columns`."""
+    pattern = f"%{_escape_like(text.lower())}%"
+    return or_(*(func.lower(column).like(pattern, escape="\\") for column in columns))
 
 
 def _escape_like(text: str) -> str:
@@ -146,15 +159,45 @@ def _announce_ids(cp_id: int, company_id: int, action: str) -> None:
     )
 
 
+def _stale_after() -> timedelta:
+    config = current_app.config
+    return timedelta(seconds=config["OCPP_HEARTBEAT_INTERVAL"] * config["OCPP_STALE_FACTOR"])
+
+
 def connection_state(chargepoint: ChargePoint, now: datetime | None = None) -> str:
-    """ "online", "stale" (connected, but silent for longer than OCPP_STALE_FACTOR heartbeat
-    intervals) or "offline". Computed when read: no timer writes it."""
+    """Whether the charge point is "online", "stale" (connected, but silent for longer than
+    OCPP_STALE_FACTOR heartbeat intervals) or "offline". Computed when read: no timer
+    writes it."""
     if chargepoint.connected_since is None:
         return "offline"
-    config = current_app.config
-    silence = timedelta(seconds=config["OCPP_HEARTBEAT_INTERVAL"] * config["OCPP_STALE_FACTOR"])
     last = chargepoint.last_seen or chargepoint.connected_since
-    return "stale" if (now or utcnow()) - last > silence else "online"
+    return "stale" if (now or utcnow()) - last > _stale_after() else "online"
+
+
+def _connection_condition(state: str):
+    """The SQL form of `connection_state(...) == state`."""
+    if state == "offline":
+        return ChargePoint.connected_since.is_(None)
+    recent = func.coalesce(ChargePoint.last_seen, ChargePoint.connected_since) >= (
+        utcnow() - _stale_after()
+    )
+    connected = ChargePoint.connected_since.is_not(None)
+    return and_(connected, recent) if state == "online" else and_(connected, ~recent)
+
+
+def connector_counts(cp_ids: list[int]) -> dict[int, dict[str, int]]:
+    """For each charge point, how many of its connectors are in each status (one query)."""
+    if not cp_ids:
+        return {}
+    rows = db.session.execute(
+        select(Connector.connector_cp_id, Connector.connector_status, func.count())
+        .where(Connector.connector_cp_id.in_(cp_ids))
+        .group_by(Connector.connector_cp_id, Connector.connector_status)
+    )
+    counts: dict[int, dict[str, int]] = {cp_id: {} for cp_id in cp_ids}
+    for cp_id, status, count in rows:
+        counts[cp_id][status] = count
+    return counts
 
 
 def record_connected(chargepoint: ChargePoint) -> datetime:

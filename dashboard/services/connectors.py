@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import inspect, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import contains_eager
 
 from dashboard.extensions import db
 from dashboard.live.events import publish_after_commit
-from dashboard.models import ChargePoint, Connector, ConnectorStatusHistory, User
+from dashboard.models import ChargePoint, Company, Connector, ConnectorStatusHistory, User
 from dashboard.models.types import utcnow
-from dashboard.services.chargepoints import visible_chargepoint
+from dashboard.services.chargepoints import text_matches, visible_chargepoint
 from dashboard.services.errors import Conflict, NotFound
 from dashboard.services.pagination import Page, paginate
 from dashboard.services.permissions import require
@@ -38,6 +40,70 @@ def list_connectors(user: User, cp_id: int) -> list[Connector]:
     if not connectors:  # none, or a charge point the user may not see: tell which
         visible_chargepoint(user, cp_id)
     return connectors
+
+
+@dataclass
+class ConnectorFilters:
+    """What the all-connectors list can be narrowed to; None means any."""
+
+    status: str | None = None
+    error_code: str | None = None
+    connector_type: str | None = None
+    enabled: bool | None = None
+    company_id: int | None = None
+    text: str | None = None
+
+
+CONNECTOR_SORTS = {
+    "chargepoint": (ChargePoint.identity, Connector.connector_id),
+    "status": (Connector.connector_status, ChargePoint.identity, Connector.connector_id),
+    "type": (Connector.connector_type, ChargePoint.identity, Connector.connector_id),
+    "updated": (Connector.connector_updated.desc(), ChargePoint.identity),
+    "company": (Company.name, ChargePoint.identity, Connector.connector_id),
+}
+
+
+def _search(user: User, filters: ConnectorFilters, sort: str):
+    require(user, "read.connector")
+    query = (
+        connectors_visible_to(user)
+        .join(Company, ChargePoint.company_id == Company.id)
+        .options(contains_eager(Connector.chargepoint))
+    )
+    conditions = {
+        "status": Connector.connector_status,
+        "error_code": Connector.connector_error_code,
+        "connector_type": Connector.connector_type,
+        "enabled": Connector.connector_enabled,
+        "company_id": ChargePoint.company_id,
+    }
+    for name, column in conditions.items():
+        value = getattr(filters, name)
+        if value is not None:
+            query = query.where(column == value)
+    if filters.text:
+        query = query.where(
+            text_matches(filters.text, ChargePoint.identity, ChargePoint.name, Connector.info)
+        )
+    return query.order_by(*CONNECTOR_SORTS[sort])
+
+
+def search_connectors(
+    user: User,
+    filters: ConnectorFilters,
+    *,
+    sort: str = "chargepoint",
+    page: int = 1,
+    per_page: int = 50,
+) -> Page:
+    """A page of every connector `user` may see, narrowed by `filters`, each with its
+    charge point (and company) loaded in the same query."""
+    return paginate(_search(user, filters, sort), page, per_page)
+
+
+def iter_connectors(user: User, filters: ConnectorFilters, *, sort: str = "chargepoint"):
+    """All the connectors `search_connectors` would page through, streamed (for exports)."""
+    yield from db.session.scalars(_search(user, filters, sort).execution_options(yield_per=500))
 
 
 def get_connector(user: User, cp_id: int, connector_id: int) -> Connector:
