@@ -40,10 +40,11 @@ def browser(app, world):
 
 
 @pytest.fixture
-def as_user(browser):
-    """`as_user("admin@example.com")`: the browser, signed in."""
+def as_user(app, browser):
+    """`as_user("admin@example.com")`: a browser of its own, signed in."""
 
     def sign_in(email: str) -> Browser:
+        browser = Browser(app.test_client())
         response = browser.login(email)
         assert response.status_code == 302, response.get_data(as_text=True)
         return browser
