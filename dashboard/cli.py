@@ -14,8 +14,9 @@ from sqlalchemy import select
 
 from dashboard.auth.tokens import issue_token
 from dashboard.extensions import db
-from dashboard.models import ChargePoint, Company, Role, User
+from dashboard.models import ChargePoint, Company, User
 from dashboard.schemas.chargepoint import ChargePointCreateSchema
+from dashboard.services import accounts
 from dashboard.services import chargepoints as chargepoint_service
 from dashboard.services import connectors as connector_service
 from dashboard.services.errors import ServiceError
@@ -29,38 +30,24 @@ def _fail(message: str):
 
 
 def create_company(name: str) -> Company:
-    """Create a company named `name` (unique)."""
-    name = name.strip()
-    if not name:
-        _fail("The company name must not be blank")
-    if db.session.scalar(select(Company).where(Company.name == name)) is not None:
-        _fail(f"A company named {name!r} already exists")
-    company = Company(name=name)
-    db.session.add(company)
-    db.session.flush()
-    return company
+    """Create a company (as the operator at the shell)."""
+    return _run(accounts.create_company, SYSTEM, name)
 
 
 def create_user(email: str, password: str, role_name: str, company_id: int | None) -> User:
-    """Create a user with a role; a company user must belong to a company."""
-    email = email.strip().lower()
-    if "@" not in email:
-        _fail(f"{email!r} is not an email address")
-    if len(password) < 8:
-        _fail("The password must have at least 8 characters")
-    roles = sync_builtin_roles()
-    role: Role = roles[role_name]
-    if not role.all_companies and company_id is None:
-        _fail(f"A {role_name} needs --company")
-    if company_id is not None and db.session.get(Company, company_id) is None:
-        _fail(f"No company with id {company_id}")
-    if db.session.scalar(select(User).where(User.email == email)) is not None:
-        _fail(f"A user with email {email} already exists")
-    user = User(email=email, role=role, company_id=company_id)
-    user.set_password(password)
-    db.session.add(user)
-    db.session.flush()
-    return user
+    """Create a user (as the operator at the shell)."""
+    return _run(accounts.create_user, SYSTEM, email, password, role_name, company_id)
+
+
+def _run(operation, *args, **kwargs):
+    """Run a service operation; its refusal becomes a clear command-line error."""
+    try:
+        return operation(*args, **kwargs)
+    except ServiceError as exc:
+        details = "; ".join(
+            f"{field}: {' '.join(msgs)}" for field, msgs in (exc.errors or {}).items()
+        )
+        _fail(f"{exc.message}{f' ({details})' if details else ''}")
 
 
 def register_commands(app: Flask) -> None:
@@ -101,16 +88,14 @@ def register_commands(app: Flask) -> None:
             loaded = ChargePointCreateSchema().load(data)
         except ValidationError as exc:
             _fail("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.messages.items()))
-        try:
-            chargepoint = chargepoint_service.create_chargepoint(
-                SYSTEM,
-                identity=loaded["chargepoint_identity"],
-                company_id=loaded["chargepoint_company_id"],
-                name=loaded.get("chargepoint_name"),
-                auth_key=loaded.get("chargepoint_auth_key"),
-            )
-        except ServiceError as exc:
-            _fail(exc.message)
+        chargepoint = _run(
+            chargepoint_service.create_chargepoint,
+            SYSTEM,
+            identity=loaded["chargepoint_identity"],
+            company_id=loaded["chargepoint_company_id"],
+            name=loaded.get("chargepoint_name"),
+            auth_key=loaded.get("chargepoint_auth_key"),
+        )
         db.session.commit()
         click.echo(chargepoint.id)
 

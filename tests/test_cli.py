@@ -54,7 +54,7 @@ def test_company_user_needs_company(app):
         app, "create-user", "x@y.example", "--password", "long enough", "--role", "company_user"
     )
     assert result.exit_code == 1
-    assert "needs --company" in result.output
+    assert "needs a company" in result.output
 
 
 def test_create_chargepoint_prints_id_and_validates(app):

@@ -5,19 +5,46 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import timedelta
 
-from flask import Blueprint, Response, render_template, request, stream_with_context
+from flask import (
+    Blueprint,
+    Response,
+    flash,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
 from flask_login import current_user, login_required
+from ocpp.v16.enums import AvailabilityType
 
 from dashboard.extensions import db
 from dashboard.models import Company
+from dashboard.models.types import utcnow
+from dashboard.pages import forms
+from dashboard.pages.forms import connector_data
+from dashboard.schemas.connector import ConnectorCreateSchema, ConnectorUpdateSchema
 from dashboard.schemas.fields import format_datetime
 from dashboard.services import chargepoints as chargepoint_service
+from dashboard.services import commands
 from dashboard.services import connectors as connector_service
 from dashboard.services.connectors import CONNECTOR_SORTS, ConnectorFilters
+from dashboard.services.errors import (
+    Conflict,
+    Invalid,
+    Unavailable,
+    UpstreamError,
+    UpstreamTimeout,
+)
+from dashboard.services.permissions import require
 from dashboard.services.status import ERROR_CODES, STATUSES
 
 bp = Blueprint("pages", __name__)
+create_schema = ConnectorCreateSchema()
+update_schema = ConnectorUpdateSchema()
+AVAILABILITY_TYPES = [kind.value for kind in AvailabilityType]
 
 
 @bp.before_request
@@ -92,13 +119,52 @@ def overview():
 @bp.get("/chargepoints/<id:cp_id>")
 def chargepoint(cp_id: int):
     """One charge point: its details and its connectors."""
+    return _chargepoint_page(cp_id)
+
+
+def _chargepoint_page(cp_id: int, form=None, errors=None, status: int = 200):
     cp = chargepoint_service.get_chargepoint(current_user, cp_id)
     connectors = connector_service.list_connectors(current_user, cp_id)
-    return render_template(
+    connection = chargepoint_service.connection_state(cp)
+    html = render_template(
         "pages/chargepoint.html",
         cp=cp,
         connectors=connectors,
-        connection=chargepoint_service.connection_state(cp),
+        connection=connection,
+        cp_online=connection != "offline",
+        form=form or {},
+        errors=errors or {},
+        statuses=STATUSES,
+        error_codes=ERROR_CODES,
+    )
+    return Response(html, status=status)
+
+
+PERIODS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+
+
+@bp.get("/chargepoints/<id:cp_id>/connectors/<id:connector_id>")
+def connector(cp_id: int, connector_id: int):
+    """One connector: its status history (timeline and table) and its time per status."""
+    found = connector_service.get_connector(current_user, cp_id, connector_id)
+    period = _choice("period", PERIODS, "24h")
+    until = utcnow()
+    share = connector_service.status_share(
+        current_user, cp_id, connector_id, since=until - PERIODS[period], until=until
+    )
+    history = connector_service.connector_history(
+        current_user, cp_id, connector_id, page=_number("page", 1), per_page=25
+    )
+    return render_page(
+        "pages/connector.html",
+        "pages/_history_table.html",
+        connector=found,
+        cp=found.chargepoint,
+        history=history,
+        share=share,
+        period=period,
+        periods=list(PERIODS),
+        statuses=STATUSES,
     )
 
 
@@ -199,3 +265,147 @@ def connectors_csv():
         mimetype="text/csv",
         headers={"Content-Disposition": 'attachment; filename="connectors.csv"'},
     )
+
+
+# --- Changes (superadmin): through the same services as the API, source "ui". ---------
+
+
+def _commit(response):
+    """One commit per request, after the service succeeded."""
+    db.session.commit()
+    return response
+
+
+def _row(connector, status: int = 200):
+    return Response(
+        render_template(
+            "pages/_connector_row.html",
+            connector=connector,
+            cp_online=_online(connector.chargepoint),
+        ),
+        status=status,
+    )
+
+
+def _online(cp) -> bool:
+    return chargepoint_service.connection_state(cp) != "offline"
+
+
+@bp.post("/chargepoints/<id:cp_id>/connectors")
+def add_connector(cp_id: int):
+    """Add a connector (a plain form: redirects back, or shows the errors beside the
+    fields with what was typed)."""
+    data = connector_data(request.form, creating=True)
+    try:
+        loaded = forms.load(create_schema, {**data, "connector_cp_id": cp_id})
+        connector_service.create_connector(current_user, source="ui", **loaded)
+    except (Invalid, Conflict) as exc:
+        db.session.rollback()
+        errors = exc.errors or {"connector_id": [exc.message]}
+        return _chargepoint_page(cp_id, form=request.form, errors=errors, status=422)
+    db.session.commit()
+    flash(f"Connector {loaded['connector_id']} added.")
+    return redirect(url_for("pages.chargepoint", cp_id=cp_id))
+
+
+@bp.get("/chargepoints/<id:cp_id>/connectors/<id:connector_id>/edit")
+def edit_connector(cp_id: int, connector_id: int):
+    """The row of a connector as a form (htmx)."""
+    require(current_user, "update.connector")
+    connector = connector_service.get_connector(current_user, cp_id, connector_id)
+    return render_template(
+        "pages/_connector_form_row.html",
+        connector=connector,
+        form={},
+        errors={},
+        statuses=STATUSES,
+        error_codes=ERROR_CODES,
+    )
+
+
+@bp.get("/chargepoints/<id:cp_id>/connectors/<id:connector_id>/row")
+def connector_row(cp_id: int, connector_id: int):
+    """The row of a connector (htmx: after Cancel)."""
+    return _row(connector_service.get_connector(current_user, cp_id, connector_id))
+
+
+@bp.post("/chargepoints/<id:cp_id>/connectors/<id:connector_id>")
+def save_connector(cp_id: int, connector_id: int):
+    """Save the edited row: the row again, or the form with its errors (422)."""
+    data = connector_data(request.form, creating=False)
+    try:
+        loaded = forms.load(update_schema, {**data, "connector_cp_id": cp_id})
+        loaded.pop("connector_cp_id")
+        connector = connector_service.update_connector(
+            current_user, cp_id, connector_id, source="ui", **loaded
+        )
+    except Invalid as exc:
+        db.session.rollback()
+        connector = connector_service.get_connector(current_user, cp_id, connector_id)
+        return render_template(
+            "pages/_connector_form_row.html",
+            connector=connector,
+            form=request.form,
+            errors=exc.errors,
+            statuses=STATUSES,
+            error_codes=ERROR_CODES,
+        ), 422
+    return _commit(_row(connector))
+
+
+@bp.post("/chargepoints/<id:cp_id>/connectors/<id:connector_id>/enabled")
+def toggle_connector(cp_id: int, connector_id: int):
+    """Enable or disable a connector (htmx)."""
+    connector = connector_service.get_connector(current_user, cp_id, connector_id)
+    connector = connector_service.update_connector(
+        current_user,
+        cp_id,
+        connector_id,
+        source="ui",
+        connector_enabled=not connector.connector_enabled,
+    )
+    return _commit(_row(connector))
+
+
+@bp.delete("/chargepoints/<id:cp_id>/connectors/<id:connector_id>")
+def delete_connector(cp_id: int, connector_id: int):
+    """Delete a connector (htmx, after the browser's confirmation): the row goes away."""
+    connector_service.delete_connector(current_user, cp_id, connector_id)
+    return _commit(Response("", status=200))
+
+
+def _command(run):
+    """A call to the charge point, answered as a small fragment (htmx)."""
+    try:
+        answer = run()
+        message, ok = f"Charge point answered: {answer.get('status')}", True
+    except (Unavailable, UpstreamError, UpstreamTimeout) as exc:
+        message, ok = exc.message, False
+    return render_template("pages/_command_result.html", message=message, ok=ok)
+
+
+@bp.post("/chargepoints/<id:cp_id>/connectors/<id:connector_id>/availability")
+def connector_availability(cp_id: int, connector_id: int):
+    """ChangeAvailability of a connector; `type` is Operative or Inoperative."""
+    kind = _form_choice("type", AVAILABILITY_TYPES)
+    return _command(lambda: commands.change_availability(current_user, cp_id, connector_id, kind))
+
+
+@bp.post("/chargepoints/<id:cp_id>/connectors/<id:connector_id>/unlock")
+def connector_unlock(cp_id: int, connector_id: int):
+    """UnlockConnector."""
+    return _command(lambda: commands.unlock_connector(current_user, cp_id, connector_id))
+
+
+@bp.post("/chargepoints/<id:cp_id>/availability")
+def chargepoint_availability(cp_id: int):
+    """ChangeAvailability of the whole charge point."""
+    kind = _form_choice("type", AVAILABILITY_TYPES)
+    return _command(lambda: commands.change_availability(current_user, cp_id, 0, kind))
+
+
+def _form_choice(name: str, choices):
+    value = request.form.get(name)
+    if value not in choices:
+        raise Invalid(f"{name} must be one of {', '.join(choices)}")
+    return value

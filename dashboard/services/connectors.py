@@ -365,3 +365,35 @@ def _already_recorded(cp_id, connector_id, status, error_code, message_id, event
     else:  # no timestamp: only a retry close in time is the same event
         query = query.where(History.received > utcnow() - RETRY_WINDOW)
     return db.session.scalar(query.limit(1)) is not None
+
+
+def status_share(
+    user: User, cp_id: int, connector_id: int, *, since: datetime, until: datetime
+) -> dict[str, float]:
+    """How much of the time from `since` to `until` the connector spent in each status,
+    as fractions (adding up to 1 over the time it existed in that period)."""
+    require(user, "read.connector")
+    _visible_connector(user, cp_id, connector_id)
+    History = ConnectorStatusHistory
+    of_connector = (
+        History.connector_cp_id == cp_id,
+        History.connector_id == connector_id,
+        History.applied.is_(True),
+    )
+    before = db.session.execute(
+        select(History.event_time, History.status)
+        .where(*of_connector, History.event_time <= since)
+        .order_by(History.event_time.desc(), History.id.desc())
+        .limit(1)
+    ).first()
+    changes = db.session.execute(
+        select(History.event_time, History.status)
+        .where(*of_connector, History.event_time > since, History.event_time < until)
+        .order_by(History.event_time, History.id)
+    ).all()
+    points = ([(since, before.status)] if before else []) + [tuple(row) for row in changes]
+    spent: dict[str, float] = {}
+    for (start, status), (end, _) in zip(points, points[1:] + [(until, None)], strict=True):
+        spent[status] = spent.get(status, 0.0) + max(0.0, (end - start).total_seconds())
+    total = sum(spent.values())
+    return {status: seconds / total for status, seconds in spent.items()} if total else {}
