@@ -79,6 +79,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from dashboard.ocpp16 import bp as ocpp_bp
     from dashboard.ops import bp as ops_bp
     from dashboard.pages import bp as pages_bp
+    from dashboard.pages.admin import bp as admin_bp
     from dashboard.schemas.fields import format_decimal
 
     # API writes are protected by the Bearer token, or by csrf.protect() for sessions.
@@ -88,6 +89,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(ocpp_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(pages_bp)
+    app.register_blueprint(admin_bp)
     app.jinja_env.filters["decimal"] = lambda v: "—" if v is None else format_decimal(v)
     register_error_handlers(app)
     register_commands(app)

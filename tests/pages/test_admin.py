@@ -1,0 +1,151 @@
+"""Administration: superadmin only; companies, users, charge points, tokens."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import select
+
+from dashboard.extensions import db
+from dashboard.models import ApiToken, ChargePoint, Company, User
+
+
+@pytest.fixture
+def admin(as_user):
+    return as_user("admin@example.com")
+
+
+def post(browser, path, data):
+    return browser.client.post(path, data={"csrf_token": browser.csrf("/"), **data})
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/admin/companies", "/admin/users", "/admin/users/1", "/admin/chargepoints", "/admin/tokens"],
+)
+def test_company_users_get_403(as_user, path):
+    browser = as_user("a@example.com")
+    assert browser.get(path).status_code == 403
+    assert post(browser, path, {"name": "x"}).status_code == 403
+    assert "Administration" not in browser.text("/")
+
+
+def test_create_company_and_refuse_duplicate(app, admin):
+    assert post(admin, "/admin/companies", {"name": "Acme"}).status_code == 302
+    response = post(admin, "/admin/companies", {"name": "Acme"})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422 and 'id="name-error"' in page and 'value="Acme"' in page
+    with app.app_context():
+        assert db.session.scalar(select(Company).where(Company.name == "Acme")) is not None
+
+
+def test_create_user_errors_keep_input_but_not_password(admin, world):
+    response = post(
+        admin,
+        "/admin/users",
+        {"email": "new@example.com", "password": "short", "role": "company_user", "company_id": ""},
+    )
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert 'value="new@example.com"' in page and "short" not in page
+    assert 'id="password-error"' in page
+
+
+def test_create_deactivate_and_reset_user(app, admin, browser, world):
+    response = post(
+        admin,
+        "/admin/users",
+        {
+            "email": "new@example.com",
+            "password": "long enough",
+            "role": "company_user",
+            "company_id": str(world.company_a),
+        },
+    )
+    assert response.status_code == 302
+    with app.app_context():
+        user_id = db.session.scalar(select(User.id).where(User.email == "new@example.com"))
+    assert (
+        post(
+            admin,
+            f"/admin/users/{user_id}",
+            {"action": "update", "role": "company_user", "company_id": str(world.company_b)},
+        ).status_code
+        == 302
+    )
+    with app.app_context():
+        user = db.session.get(User, user_id)
+        assert (user.active, user.company_id) == (False, world.company_b)
+    assert browser.login("new@example.com", "long enough").status_code == 401
+    post(
+        admin,
+        f"/admin/users/{user_id}",
+        {
+            "action": "update",
+            "role": "company_user",
+            "company_id": str(world.company_b),
+            "active": "on",
+        },
+    )
+    post(admin, f"/admin/users/{user_id}", {"action": "password", "password": "brand new pass"})
+    assert browser.login("new@example.com", "brand new pass").status_code == 302
+
+
+def test_admin_cannot_deactivate_self(admin, world):
+    response = post(
+        admin,
+        f"/admin/users/{world.admin}",
+        {"action": "update", "role": "superadmin", "company_id": ""},
+    )
+    assert response.status_code == 422
+    assert "cannot demote or deactivate yourself" in response.get_data(as_text=True)
+
+
+def test_register_chargepoint_with_generated_key_shown_once(app, admin, world):
+    response = post(
+        admin,
+        "/admin/chargepoints",
+        {
+            "identity": "NEW-01",
+            "name": "New one",
+            "company_id": str(world.company_b),
+            "key": "generate",
+        },
+    )
+    page = response.get_data(as_text=True)
+    key = re.search(r'id="generated-key"[^>]*>([0-9a-f]{40})<', page).group(1)
+    with app.app_context():
+        cp = db.session.scalar(select(ChargePoint).where(ChargePoint.identity == "NEW-01"))
+        assert cp.company_id == world.company_b and cp.check_auth_key(key.encode())
+        assert key not in cp.auth_key_hash
+    assert key not in admin.text("/admin/chargepoints")
+
+
+def test_register_chargepoint_errors_beside_fields(admin, world):
+    response = post(
+        admin,
+        "/admin/chargepoints",
+        {
+            "identity": "bad id",
+            "company_id": str(world.company_a),
+            "key": "enter",
+            "auth_key": "xyz",
+        },
+    )
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert 'id="identity-error"' in page and 'id="auth_key-error"' in page
+    assert 'value="bad id"' in page
+
+
+def test_tokens_created_once_and_revoked(app, admin, client, world):
+    page = post(admin, "/admin/tokens", {"user_id": str(world.user_a), "name": "report"})
+    clear = re.search(r'id="new-token"[^>]*>(pb_[^<]+)<', page.get_data(as_text=True)).group(1)
+    auth = {"Authorization": f"Bearer {clear}"}
+    assert client.get("/api/v1/chargepoints", headers=auth).status_code == 200
+    with app.app_context():
+        token_id = db.session.scalar(select(ApiToken.id).where(ApiToken.name == "report"))
+    assert clear not in admin.text("/admin/tokens")
+    assert post(admin, f"/admin/tokens/{token_id}/revoke", {}).status_code == 302
+    assert client.get("/api/v1/chargepoints", headers=auth).status_code == 401
