@@ -1,0 +1,96 @@
+"""The dashboard in a real browser."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from dashboard.extensions import db
+from dashboard.services.connectors import create_connector
+from dashboard.services.permissions import SYSTEM
+
+
+@pytest.fixture
+def connectors(app, world):
+    with app.app_context():
+        create_connector(
+            SYSTEM,
+            connector_id=1,
+            connector_cp_id=world.cp_a,
+            connector_type="CCS",
+            connector_status="Charging",
+            source="api",
+        )
+        create_connector(
+            SYSTEM, connector_id=2, connector_cp_id=world.cp_a, connector_type="Type2", source="api"
+        )
+        create_connector(
+            SYSTEM, connector_id=1, connector_cp_id=world.cp_b, connector_type="Type2", source="api"
+        )
+        db.session.commit()
+
+
+def test_sign_in_and_filter_connectors_changes_the_url(page_as, site, world, connectors):
+    page = page_as("admin@example.com")
+    page.get_by_role("link", name="Connectors").click()
+    expect(page.locator(f"#connector-{world.cp_b}-1")).to_be_visible()
+    page.get_by_label("Status").select_option("Charging")
+    expect(page).to_have_url(re.compile(r"status=Charging"))
+    expect(page.locator(f"#connector-{world.cp_a}-1")).to_be_visible()
+    expect(page.locator(f"#connector-{world.cp_b}-1")).to_have_count(0)
+    # The filtered URL can be shared: opened afresh, it shows the same.
+    page.goto(page.url)
+    expect(page.get_by_label("Status")).to_have_value("Charging")
+    expect(page.locator(f"#connector-{world.cp_b}-1")).to_have_count(0)
+
+
+def test_edit_in_place_with_an_error_then_a_valid_value(page_as, site, world, connectors):
+    page = page_as("admin@example.com")
+    page.goto(f"{site}/chargepoints/{world.cp_a}")
+    row = page.locator(f"#connector-{world.cp_a}-2")
+    row.get_by_role("button", name="Edit").click()
+    volt = page.locator(f"#connector-{world.cp_a}-2 input[name=connector_max_volt]")
+    volt.fill("-230")
+    page.locator(f"#connector-{world.cp_a}-2").get_by_role("button", name="Save").click()
+    expect(page.locator("#connector_max_volt-error")).to_have_text("Must not be negative.")
+    expect(volt).to_have_value("-230")  # what was typed is still there
+    volt.fill("230")
+    page.locator(f"#connector-{world.cp_a}-2").get_by_role("button", name="Save").click()
+    expect(page.locator(f"#connector-{world.cp_a}-2")).to_contain_text("230 V")
+    expect(page.locator(f"#connector-{world.cp_a}-2 input")).to_have_count(0)
+    page.reload()
+    expect(page.locator(f"#connector-{world.cp_a}-2")).to_contain_text("230 V")
+
+
+def test_delete_asks_for_confirmation(page_as, site, world, connectors):
+    page = page_as("admin@example.com")
+    page.goto(f"{site}/chargepoints/{world.cp_a}")
+    messages = []
+
+    def answer(dialog, accept):
+        messages.append(dialog.message)
+        dialog.accept() if accept else dialog.dismiss()
+
+    page.once("dialog", lambda dialog: answer(dialog, False))
+    page.locator(f"#connector-{world.cp_a}-1").get_by_role("button", name="Delete").click()
+    expect(page.locator(f"#connector-{world.cp_a}-1")).to_be_visible()
+    page.once("dialog", lambda dialog: answer(dialog, True))
+    page.locator(f"#connector-{world.cp_a}-1").get_by_role("button", name="Delete").click()
+    expect(page.locator(f"#connector-{world.cp_a}-1")).to_have_count(0)
+    assert messages == ["Delete connector 1 and its history?"] * 2
+    page.reload()
+    expect(page.locator(f"#connector-{world.cp_a}-1")).to_have_count(0)
+
+
+def test_company_user_sees_no_superadmin_controls(page_as, site, world, connectors):
+    page = page_as("a@example.com")
+    expect(page.get_by_role("link", name="Administration")).to_have_count(0)
+    page.goto(f"{site}/chargepoints/{world.cp_a}")
+    expect(page.locator(f"#connector-{world.cp_a}-1")).to_be_visible()
+    for name in ("Edit", "Delete", "Disable", "Add connector"):
+        expect(page.get_by_role("button", name=name)).to_have_count(0)
+    page.goto(f"{site}/connectors")
+    expect(page.locator(f"#connector-{world.cp_b}-1")).to_have_count(0)
+    expect(page.get_by_label("Company")).to_have_count(0)
