@@ -20,66 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import ROOT, database, serve
-
-from dashboard import create_app
-from dashboard.auth.tokens import issue_token
-from dashboard.cli import create_company, create_user
-from dashboard.extensions import db
-from dashboard.models import ChargePoint, Connector
-from dashboard.models.types import utcnow
-from dashboard.services.permissions import sync_builtin_roles
-
-
-def fill(url: str, chargepoints: int, per_cp: int) -> str:
-    """Migrate and fill the database; returns a superadmin's API token."""
-    from flask_migrate import upgrade
-
-    app = create_app({"SECRET_KEY": "bench", "SQLALCHEMY_DATABASE_URI": url})
-    with app.app_context():
-        upgrade()
-        sync_builtin_roles()
-        company = create_company("Bench")
-        admin = create_user("bench@example.com", "bench-password", "superadmin", None)
-        _, token = issue_token(admin, "bench")
-        now = utcnow()
-        db.session.execute(
-            db.insert(ChargePoint),
-            [
-                {
-                    "identity": f"BENCH-{n:05d}",
-                    "name": f"Bench {n}",
-                    "company_id": company.id,
-                    "registration_status": "Accepted",
-                    "created": now,
-                    "updated": now,
-                }
-                for n in range(1, chargepoints + 1)
-            ],
-        )
-        kinds = ("Type2", "CCS", "CHAdeMO", "Type1")
-        db.session.execute(
-            db.insert(Connector),
-            [
-                {
-                    "connector_id": c,
-                    "connector_cp_id": cp,
-                    "connector_type": kinds[c % len(kinds)],
-                    "connector_status": "Available",
-                    "connector_error_code": "NoError",
-                    "connector_enabled": True,
-                    "connector_max_volt": "400",
-                    "connector_max_amp": "32.5",
-                    "connector_created": now,
-                    "connector_updated": now,
-                }
-                for cp in range(1, chargepoints + 1)
-                for c in range(1, per_cp + 1)
-            ],
-        )
-        db.session.commit()
-        db.engine.dispose()
-    return token
+from common import ROOT, database, fill, serve, stop_process
 
 
 def run_wrk(port: int, path: str, token: str, seconds: int, connections: int, script=None):
@@ -120,7 +61,7 @@ def main() -> int:
     url, server = database(args.database, workdir)
     process = None
     try:
-        token = fill(url, args.chargepoints, args.connectors_per_cp)
+        token = fill(url, args.chargepoints, args.connectors_per_cp)["token"]
         process, port = serve(url, args.workers, workdir / "gunicorn.log")
         os.environ["CP_COUNT"] = str(args.chargepoints)
         script = ROOT / "bench/connectors_by_cp.lua"
@@ -148,8 +89,7 @@ def main() -> int:
         return 0
     finally:
         if process is not None:
-            process.terminate()
-            process.wait(timeout=20)
+            stop_process(process)
         if server is not None:
             server.stop()
         shutil.rmtree(workdir, ignore_errors=True)

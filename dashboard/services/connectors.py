@@ -65,11 +65,9 @@ CONNECTOR_SORTS = {
 
 def _search(user: User, filters: ConnectorFilters, sort: str):
     require(user, "read.connector")
-    query = (
-        connectors_visible_to(user)
-        .join(Company, ChargePoint.company_id == Company.id)
-        .options(contains_eager(Connector.chargepoint))
-    )
+    query = connectors_visible_to(user).options(contains_eager(Connector.chargepoint))
+    if sort == "company":  # the join costs on every page: only when sorting needs it
+        query = query.join(Company, ChargePoint.company_id == Company.id)
     conditions = {
         "status": Connector.connector_status,
         "error_code": Connector.connector_error_code,
@@ -82,9 +80,9 @@ def _search(user: User, filters: ConnectorFilters, sort: str):
         if value is not None:
             query = query.where(column == value)
     if filters.text:
-        query = query.where(
-            text_matches(filters.text, ChargePoint.identity, ChargePoint.name, Connector.info)
-        )
+        # The charge point's identity or name: a condition on one table, which the
+        # database applies before the join (with the connector's info too, it could not).
+        query = query.where(text_matches(filters.text, ChargePoint.identity, ChargePoint.name))
     return query.order_by(*CONNECTOR_SORTS[sort])
 
 
