@@ -26,9 +26,10 @@ def backend(request) -> str:
     return request.param
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def chromium():
-    """One Chromium for the session."""
+    """One Chromium for the browser tests. Playwright's sync API runs an event loop in this
+    thread while it lives: it must be gone before other tests call asyncio.run()."""
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield browser
