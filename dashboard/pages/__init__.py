@@ -149,9 +149,25 @@ def connector(cp_id: int, connector_id: int):
     found = connector_service.get_connector(current_user, cp_id, connector_id)
     period = _choice("period", PERIODS, "24h")
     until = utcnow()
-    share = connector_service.status_share(
-        current_user, cp_id, connector_id, since=until - PERIODS[period], until=until
+    since = until - PERIODS[period]
+    segments = connector_service.status_segments(
+        current_user, cp_id, connector_id, since=since, until=until
     )
+    share = connector_service.status_share(
+        current_user, cp_id, connector_id, since=since, until=until
+    )
+    length = PERIODS[period].total_seconds()
+    # The timeline, in the 0..1000 units of its SVG's viewBox.
+    timeline = [
+        (
+            (start - since).total_seconds() / length * 1000,
+            (end - start).total_seconds() / length * 1000,
+            status,
+            start,
+            end,
+        )
+        for start, end, status in segments
+    ]
     history = connector_service.connector_history(
         current_user, cp_id, connector_id, page=_number("page", 1), per_page=25
     )
@@ -162,6 +178,9 @@ def connector(cp_id: int, connector_id: int):
         cp=found.chargepoint,
         history=history,
         share=share,
+        timeline=timeline,
+        since=since,
+        until=until,
         period=period,
         periods=list(PERIODS),
         statuses=STATUSES,

@@ -365,11 +365,11 @@ def _already_recorded(cp_id, connector_id, status, error_code, message_id, event
     return db.session.scalar(query.limit(1)) is not None
 
 
-def status_share(
+def status_segments(
     user: User, cp_id: int, connector_id: int, *, since: datetime, until: datetime
-) -> dict[str, float]:
-    """How much of the time from `since` to `until` the connector spent in each status,
-    as fractions (adding up to 1 over the time it existed in that period)."""
+) -> list[tuple[datetime, datetime, str]]:
+    """The connector's applied statuses from `since` to `until` as (start, end, status)
+    segments, in time order (from its first status, if it came later than `since`)."""
     require(user, "read.connector")
     _visible_connector(user, cp_id, connector_id)
     History = ConnectorStatusHistory
@@ -390,8 +390,17 @@ def status_share(
         .order_by(History.event_time, History.id)
     ).all()
     points = ([(since, before.status)] if before else []) + [tuple(row) for row in changes]
+    ends = [start for start, _ in points[1:]] + [until]
+    return [(start, end, status) for (start, status), end in zip(points, ends, strict=True)]
+
+
+def status_share(
+    user: User, cp_id: int, connector_id: int, *, since: datetime, until: datetime
+) -> dict[str, float]:
+    """How much of the time from `since` to `until` the connector spent in each status,
+    as fractions (adding up to 1 over the time it existed in that period)."""
     spent: dict[str, float] = {}
-    for (start, status), (end, _) in zip(points, points[1:] + [(until, None)], strict=True):
+    for start, end, status in status_segments(user, cp_id, connector_id, since=since, until=until):
         spent[status] = spent.get(status, 0.0) + max(0.0, (end - start).total_seconds())
     total = sum(spent.values())
     return {status: seconds / total for status, seconds in spent.items()} if total else {}

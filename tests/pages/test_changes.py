@@ -188,10 +188,10 @@ def test_connector_page_history_and_share(app, admin, world, connector_1):
     post(admin, base, {"connector_status": "Charging", "connector_error_code": "NoError"})
     post(admin, base, {"connector_status": "Reserved", "connector_error_code": "NoError"})
     page = admin.text(base)
-    assert page.count('<li id="history-') == 3
+    assert page.count('<tr id="history-') == 3
     assert "unexpected" in page  # Charging → Reserved
     assert "admin@example.com" in page
-    assert "<svg" in page and 'class="fill-reserved"' in page
+    assert 'id="timeline"' in page and 'class="fill-reserved"' in page
     assert admin.get(f"/chargepoints/{world.cp_a}/connectors/9").status_code == 404
 
 
