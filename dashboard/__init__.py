@@ -76,6 +76,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from dashboard.api.envelope import register_error_handlers
     from dashboard.auth.views import bp as auth_bp
     from dashboard.cli import register_commands
+    from dashboard.live.views import bp as live_bp
     from dashboard.ocpp16 import bp as ocpp_bp
     from dashboard.ops import bp as ops_bp
     from dashboard.pages import bp as pages_bp
@@ -90,6 +91,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(auth_bp)
     app.register_blueprint(pages_bp)
     app.register_blueprint(admin_bp)
+    app.register_blueprint(live_bp)
     app.jinja_env.filters["decimal"] = lambda v: "—" if v is None else format_decimal(v)
     register_error_handlers(app)
     register_commands(app)

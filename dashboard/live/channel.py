@@ -1,0 +1,88 @@
+"""The live channel's fan-out in one worker process: one listener on the event bus feeds a
+bounded queue per open browser socket, holding only events its user may see.
+
+A slow browser never holds back the others: its queue keeps the newest event per
+connector or charge point, and when more distinct things changed than it holds, it is
+told to reload what it shows instead."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+from dashboard.live import events
+
+MAX_PENDING = 500
+
+
+class LiveSocket:
+    """What one browser socket is owed: the events of the charge points its user sees."""
+
+    def __init__(self, company_id: int | None, all_companies: bool, cp_id: int | None = None):
+        self.company_id = company_id
+        self.all_companies = all_companies
+        self.cp_id = cp_id  # a charge point page wants only that charge point's events
+        self._pending: OrderedDict[tuple, dict] = OrderedDict()
+        self._lock = threading.Lock()
+        self.ready = threading.Event()
+        self.overflowed = False
+
+    def wants(self, event: dict) -> bool:
+        """Company policy, the same rule as every query: a superadmin sees every company."""
+        if self.cp_id is not None and event.get("cp_id") != self.cp_id:
+            return False
+        return self.all_companies or event.get("company_id") == self.company_id
+
+    def offer(self, event: dict) -> None:
+        """Queue `event`, replacing an older one about the same thing."""
+        key = (event["type"], event.get("cp_id"), event.get("connector_id"))
+        with self._lock:
+            self._pending.pop(key, None)
+            self._pending[key] = event
+            if len(self._pending) > MAX_PENDING:
+                self._pending.clear()
+                self.overflowed = True
+        self.ready.set()
+
+    def take(self) -> tuple[list[dict], bool]:
+        """Everything pending, oldest first, and whether some had to be dropped."""
+        with self._lock:
+            pending = list(self._pending.values())
+            self._pending.clear()
+            overflowed, self.overflowed = self.overflowed, False
+            self.ready.clear()
+        return pending, overflowed
+
+
+class Hub:
+    """The open sockets of this process, and the one bus listener that feeds them."""
+
+    def __init__(self):
+        self._sockets: set[LiveSocket] = set()
+        self._lock = threading.Lock()
+        self._unsubscribe = None
+
+    def add(self, socket: LiveSocket) -> None:
+        with self._lock:
+            self._sockets.add(socket)
+            if self._unsubscribe is None:
+                self._unsubscribe = events.subscribe(self.dispatch)
+
+    def remove(self, socket: LiveSocket) -> None:
+        with self._lock:
+            self._sockets.discard(socket)
+
+    def dispatch(self, event: dict) -> None:
+        """Hand `event` to every socket whose user may see it."""
+        with self._lock:
+            sockets = list(self._sockets)
+        for socket in sockets:
+            if socket.wants(event):
+                socket.offer(event)
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self._sockets)
+
+
+hub = Hub()
