@@ -44,6 +44,19 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
+def _configure_bus(app: Flask) -> None:
+    """Redis between processes when REDIS_URL is set; this process alone otherwise."""
+    from dashboard.live import events
+    from dashboard.live.redis_bus import RedisBus
+    from dashboard.ocpp16 import remote
+
+    url = app.config.get("REDIS_URL")
+    bus = RedisBus(url) if url else None
+    if bus is not None:
+        remote.install(bus)
+    events.configure(bus)
+
+
 def create_app(test_config: dict | None = None) -> Flask:
     """Build the application from the environment, overridden by `test_config`."""
     app = Flask(__name__.split(".")[0], root_path=str(config.INSTANCE_DIR.parent))
@@ -95,6 +108,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.jinja_env.filters["decimal"] = lambda v: "—" if v is None else format_decimal(v)
     register_error_handlers(app)
     register_commands(app)
+    _configure_bus(app)
 
     @app.after_request
     def _security_headers(response):

@@ -54,6 +54,9 @@ def from_environment() -> dict:
         # pool on first use instead, and connections are renewed every half hour.
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_recycle": 1800},
         "API_PAGE_SIZE_MAX": _int("API_PAGE_SIZE_MAX", 100),
+        # Redis between worker processes and hosts (live events, calls to charge points);
+        # without it, everything stays within one process.
+        "REDIS_URL": os.environ.get("REDIS_URL") or None,
         # OCPP: the heartbeat interval an accepted charge point is given, the wait a pending
         # or rejected one is told to keep before booting again, how long a silent socket is
         # kept (default: two heartbeats and a minute), how long a call to a charge point

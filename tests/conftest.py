@@ -15,7 +15,7 @@ from dashboard.cli import create_company, create_user
 from dashboard.extensions import db
 from dashboard.models import ChargePoint, User
 from dashboard.services.permissions import sync_builtin_roles
-from tests.servers import PostgresServer, start_gunicorn, stop_process
+from tests.servers import PostgresServer, RedisServer, start_gunicorn, stop_process
 
 PASSWORD = "correct horse battery"
 
@@ -24,6 +24,14 @@ PASSWORD = "correct horse battery"
 def postgres():
     """A PostgreSQL server for the whole session."""
     server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    """A Redis server for the whole session."""
+    server = RedisServer().start()
     yield server
     server.stop()
 

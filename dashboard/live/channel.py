@@ -67,6 +67,9 @@ class Hub:
             self._sockets.add(socket)
             if self._unsubscribe is None:
                 self._unsubscribe = events.subscribe(self.dispatch)
+        bus = events.current_bus()
+        if bus is not None:
+            bus.ensure_listening()
 
     def remove(self, socket: LiveSocket) -> None:
         with self._lock:

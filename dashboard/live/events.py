@@ -1,8 +1,9 @@
 """The event bus: services announce changes, listeners (the live channel) receive them.
 
 Events are queued on the database session and published only after it commits, so nobody
-is told about a change that was rolled back. This is the in-process bus; a Redis transport
-for several workers plugs in behind `publish()`.
+is told about a change that was rolled back. Without REDIS_URL, events go to the listeners
+of this process; with it, through Redis to the listeners of every process
+(`configure(...)`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from collections.abc import Callable
 
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
+
+from dashboard.live import redis_bus
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +29,36 @@ def subscribe(listener: Listener) -> Callable[[], None]:
     return lambda: _listeners.remove(listener) if listener in _listeners else None
 
 
+_bus = None  # the RedisBus of this process, when REDIS_URL is set
+
+
+def configure(bus) -> None:
+    """Carry events through `bus` (a RedisBus), or within this process when None."""
+    global _bus
+    _bus = bus
+    if bus is not None:
+        bus.on(redis_bus.EVENTS, deliver)
+
+
+def current_bus():
+    """The RedisBus of this process, or None."""
+    return _bus
+
+
 def publish(event: dict) -> None:
-    """Deliver `event` to every listener now. A failing listener is logged, not fatal."""
+    """Send `event` to every listener: through Redis when configured (its listener thread
+    then delivers it here too), else now, in this process."""
+    if _bus is not None:
+        try:
+            _bus.publish(redis_bus.EVENTS, event)
+            return
+        except Exception:
+            log.exception("Redis publish failed; delivering in this process only")
+    deliver(event)
+
+
+def deliver(event: dict) -> None:
+    """Hand `event` to this process's listeners. A failing listener is logged, not fatal."""
     for listener in list(_listeners):
         try:
             listener(event)

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from dashboard.extensions import db, sock
 from dashboard.models import ChargePoint
-from dashboard.ocpp16 import registry
+from dashboard.ocpp16 import registry, remote
 from dashboard.ocpp16.connection import Connection
 from dashboard.ocpp16.handlers import handle_call, record_alive
 from dashboard.services.chargepoints import (
@@ -78,6 +78,7 @@ def ocpp(ws, identity: str):
     cp_id, company_id = g.chargepoint_ids
     connection = Connection(ws, identity, cp_id, company_id, handle_call, record_alive)
     registry.register(connection)
+    remote.announce(connection)
     chargepoint = db.session.get(ChargePoint, cp_id)
     connection.registered = is_registered(chargepoint)
     since = record_connected(chargepoint)

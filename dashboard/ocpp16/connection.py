@@ -56,6 +56,7 @@ class Connection:
         on_frame: Callable[[Connection], None],
     ):
         self.ws = ws
+        self.uid = uuid.uuid4().hex
         self.identity = identity
         self.cp_id = cp_id
         self.company_id = company_id

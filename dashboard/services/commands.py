@@ -8,8 +8,9 @@ from flask import current_app
 from simple_websocket import ConnectionClosed
 
 from dashboard.extensions import db
+from dashboard.live.events import current_bus
 from dashboard.models import ChargePoint, User
-from dashboard.ocpp16 import registry
+from dashboard.ocpp16 import registry, remote
 from dashboard.ocpp16.connection import CallFailed, CallTimeout
 from dashboard.services.chargepoints import visible_chargepoint
 from dashboard.services.connectors import get_connector
@@ -39,12 +40,16 @@ def unlock_connector(user: User, cp_id: int, connector_id: int) -> dict:
 def _call(chargepoint: ChargePoint, action: str, payload: dict) -> dict:
     identity = chargepoint.identity
     connection = registry.get(identity)
-    if connection is None:
+    elsewhere = current_bus() is not None and chargepoint.connected_since is not None
+    if connection is None and not elsewhere:
         raise Unavailable(f"Charge point {identity} is offline")
     # Nothing was written: release the database connection while the charge point thinks.
     db.session.rollback()
+    timeout = current_app.config["OCPP_CALL_TIMEOUT"]
     try:
-        return connection.call(action, payload, timeout=current_app.config["OCPP_CALL_TIMEOUT"])
+        if connection is not None:
+            return connection.call(action, payload, timeout=timeout)
+        return remote.call(identity, action, payload, timeout)  # held by another process
     except CallTimeout as exc:
         raise UpstreamTimeout(f"Charge point {identity} did not answer {action} in time") from exc
     except CallFailed as exc:
@@ -52,4 +57,4 @@ def _call(chargepoint: ChargePoint, action: str, payload: dict) -> dict:
             f"Charge point {identity} answered {action} with {exc.code}: {exc.description}"
         ) from exc
     except ConnectionClosed as exc:
-        raise Unavailable(f"Charge point {identity} disconnected") from exc
+        raise Unavailable(f"Charge point {identity} is offline") from exc

@@ -1,0 +1,79 @@
+"""Charge points connected to another worker or host, reached through Redis: calls to them
+(ChangeAvailability, UnlockConnector) and the rule of one live connection per identity."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from simple_websocket import ConnectionClosed
+
+from dashboard.live.events import current_bus
+from dashboard.live.redis_bus import COMMANDS, KICKS, RedisBus
+from dashboard.ocpp16 import registry
+from dashboard.ocpp16.connection import CallFailed, CallTimeout, Connection
+
+log = logging.getLogger(__name__)
+
+
+def install(bus: RedisBus) -> None:
+    """Answer, in this process, the calls for charge points connected here, and close a
+    socket here when its charge point has connected to another process."""
+    bus.on(COMMANDS, lambda message: _maybe_run(bus, message))
+    bus.on(KICKS, _kick)
+
+
+def _maybe_run(bus: RedisBus, message: dict) -> None:
+    if registry.get(message["identity"]) is not None:
+        # The call waits for the charge point: never on the listener's own thread.
+        threading.Thread(target=_run, args=(bus, message), daemon=True).start()
+
+
+def _run(bus: RedisBus, message: dict) -> None:
+    connection = registry.get(message["identity"])
+    if connection is None:
+        return
+    try:
+        payload = connection.call(message["action"], message["payload"], message["timeout"])
+        bus.reply(message, {"ok": payload})
+    except CallTimeout:
+        bus.reply(message, {"error": "timeout"})
+    except CallFailed as exc:
+        bus.reply(message, {"error": "failed", "code": exc.code, "description": exc.description})
+    except ConnectionClosed:
+        bus.reply(message, {"error": "closed"})
+
+
+def _kick(message: dict) -> None:
+    connection = registry.get(message["identity"])
+    if connection is not None and connection.uid != message["uid"]:
+        log.info("%s connected to another process: closing this socket", message["identity"])
+        connection.close(1000, "replaced by a new connection")
+
+
+def announce(connection: Connection) -> None:
+    """Tell the other processes that `connection` is now the live one for its identity."""
+    bus = current_bus()
+    if bus is not None:
+        bus.ensure_listening()
+        bus.publish(KICKS, {"identity": connection.identity, "uid": connection.uid})
+
+
+def call(identity: str, action: str, payload: dict, timeout: float) -> dict:
+    """Call a charge point connected to another process. Raises like Connection.call, and
+    ConnectionClosed when no process holds its socket."""
+    bus = current_bus()
+    answer = bus.request(
+        COMMANDS,
+        {"identity": identity, "action": action, "payload": payload, "timeout": timeout},
+        timeout + 2,
+    )
+    if answer is None:
+        raise CallTimeout(f"no answer from {identity} through Redis")
+    if "ok" in answer:
+        return answer["ok"]
+    if answer["error"] == "failed":
+        raise CallFailed(answer["code"], answer["description"])
+    if answer["error"] == "timeout":
+        raise CallTimeout(f"{identity} did not answer {action} in {timeout} s")
+    raise ConnectionClosed()
