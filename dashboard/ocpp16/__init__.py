@@ -23,6 +23,7 @@ from dashboard.services.chargepoints import (
     record_connected,
     record_disconnected,
 )
+from dashboard.websocket import websocket_handler
 
 bp = Blueprint("ocpp16", __name__)
 log = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ def admit():
 
 
 @sock.route("/ocpp/<identity>", bp=bp)
+@websocket_handler
 def ocpp(ws, identity: str):
     """Serve one charge point until it disconnects."""
     if ws.subprotocol != SUBPROTOCOL:
