@@ -44,15 +44,28 @@ def database_url() -> str:
     return url
 
 
+def engine_options(url: str) -> dict:
+    """SQLAlchemy engine options. No pre-ping: it costs a round trip per request; a dropped
+    connection invalidates the pool on first use instead, and connections are renewed every
+    half hour. A server database gets a pool sized for a gevent worker, where hundreds of
+    greenlets (requests, charge points, browser sockets) take turns on it: connections past
+    DATABASE_POOL_SIZE are opened for a moment and closed again, which costs far more than
+    keeping them."""
+    options: dict = {"pool_recycle": 1800}
+    if not url.startswith("sqlite"):
+        options["pool_size"] = _int("DATABASE_POOL_SIZE", 20)
+        options["max_overflow"] = _int("DATABASE_MAX_OVERFLOW", 20)
+    return options
+
+
 def from_environment() -> dict:
     """Build the Flask config mapping from the environment."""
     heartbeat = _int("OCPP_HEARTBEAT_INTERVAL", 300)
+    url = database_url()
     return {
         "SECRET_KEY": _secret_key(),
-        "SQLALCHEMY_DATABASE_URI": database_url(),
-        # No pre-ping: it costs a round trip per request; a dropped connection invalidates the
-        # pool on first use instead, and connections are renewed every half hour.
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_recycle": 1800},
+        "SQLALCHEMY_DATABASE_URI": url,
+        "SQLALCHEMY_ENGINE_OPTIONS": engine_options(url),
         "API_PAGE_SIZE_MAX": _int("API_PAGE_SIZE_MAX", 100),
         # Redis between worker processes and hosts (live events, calls to charge points);
         # without it, everything stays within one process.

@@ -9,6 +9,7 @@ of this process; with it, through Redis to the listeners of every process
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
 
 from sqlalchemy import event as sa_event
@@ -37,7 +38,7 @@ def configure(bus) -> None:
     global _bus
     _bus = bus
     if bus is not None:
-        bus.on(redis_bus.EVENTS, deliver)
+        bus.on(redis_bus.EVENTS, _deliver_message)
 
 
 def current_bus():
@@ -46,15 +47,30 @@ def current_bus():
 
 
 def publish(event: dict) -> None:
-    """Send `event` to every listener: through Redis when configured (its listener thread
-    then delivers it here too), else now, in this process."""
+    """Send `event` to every listener (see `publish_all`)."""
+    publish_all([event])
+
+
+def publish_all(batch: list[dict]) -> None:
+    """Send the events of `batch`, in order, to every listener: through Redis when
+    configured, as one message (its listener thread then delivers them here too), else
+    now, in this process. A transaction's events travel together: one round trip to Redis
+    for a whole batch of StatusNotifications, not one each."""
+    if not batch:
+        return
     if _bus is not None:
         try:
-            _bus.publish(redis_bus.EVENTS, event)
+            _bus.publish(redis_bus.EVENTS, {"events": batch})
             return
         except Exception:
             log.exception("Redis publish failed; delivering in this process only")
-    deliver(event)
+    for event in batch:
+        deliver(event)
+
+
+def _deliver_message(message: dict) -> None:
+    for event in message.get("events", ()):
+        deliver(event)
 
 
 def deliver(event: dict) -> None:
@@ -67,14 +83,15 @@ def deliver(event: dict) -> None:
 
 
 def publish_after_commit(session: Session, event: dict) -> None:
-    """Queue `event` on `session`; it is published when the session commits."""
+    """Queue `event` on `session`; it is published when the session commits. Each event
+    gets an id, by which the live channel renders it once for all the sockets alike."""
+    event.setdefault("event_id", uuid.uuid4().hex)
     session.info.setdefault(_PENDING, []).append(event)
 
 
 @sa_event.listens_for(Session, "after_commit")
 def _publish_pending(session: Session) -> None:
-    for queued in session.info.pop(_PENDING, []):
-        publish(queued)
+    publish_all(session.info.pop(_PENDING, []))
 
 
 @sa_event.listens_for(Session, "after_soft_rollback")

@@ -4,6 +4,8 @@ htmx out-of-band fragments rendered from the same partials as the pages."""
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, render_template, request
@@ -16,6 +18,7 @@ from dashboard.live.channel import LiveSocket, hub
 from dashboard.models import ChargePoint, Connector
 from dashboard.services import chargepoints as chargepoint_service
 from dashboard.services.status import STATUSES
+from dashboard.websocket import websocket_handler
 
 bp = Blueprint("live", __name__)
 log = logging.getLogger(__name__)
@@ -43,7 +46,9 @@ def _fragments(socket_view: str, event: dict) -> str:
         if event["action"] == "deleted":
             return f'<tr id="{key}" hx-swap-oob="delete"></tr>'
         connector = db.session.get(
-            Connector, (event["connector_id"], cp_id), options=[joinedload(Connector.chargepoint)]
+            Connector,
+            (event["connector_id"], cp_id),
+            options=[joinedload(Connector.chargepoint).joinedload(ChargePoint.company)],
         )
         if connector is None:
             return ""
@@ -75,16 +80,73 @@ def _fragments(socket_view: str, event: dict) -> str:
     return ""
 
 
+class _Rendering:
+    __slots__ = ("done", "html")
+
+    def __init__(self):
+        self.done = threading.Event()
+        self.html: str | None = None
+
+
+class _RenderCache:
+    """Fragments already rendered in this process, by event and by what makes them differ
+    between sockets (the page, the user's rights). The sockets an event wakes all ask at
+    once: the first renders, the others wait for its result instead of rendering too.
+    Bounded: the oldest go first."""
+
+    def __init__(self, size: int = 2000):
+        self._items: OrderedDict[tuple, _Rendering] = OrderedDict()
+        self._lock = threading.Lock()
+        self._size = size
+
+    def get(self, key: tuple, render) -> str:
+        with self._lock:
+            entry = self._items.get(key)
+            first = entry is None
+            if first:
+                entry = self._items[key] = _Rendering()
+                while len(self._items) > self._size:
+                    self._items.popitem(last=False)
+        if first:
+            try:
+                entry.html = render()
+            finally:
+                if entry.html is None:  # it failed: let the next one try again
+                    with self._lock:
+                        self._items.pop(key, None)
+                entry.done.set()
+            return entry.html
+        entry.done.wait()
+        return entry.html if entry.html is not None else render()
+
+
+_rendered = _RenderCache()
+
+
+def fragments_for(view: str, rights: tuple, event: dict) -> str:
+    """`_fragments`, rendered once per event for every socket that would render it alike:
+    the same view, and the same `rights` (what the row's controls depend on)."""
+    key = (event.get("event_id"), view, *rights)
+    if key[0] is None:
+        return _fragments(view, event)
+    return _rendered.get(key, lambda: _fragments(view, event))
+
+
 RESYNC = '<div id="live-resync" hx-swap-oob="true" data-resync="1"></div>'
 
 
 @sock.route("/live/ws", bp=bp)
+@websocket_handler
 def live(ws):
     """Forward the user's events as fragments until the browser goes away."""
     view = request.args.get("view") if request.args.get("view") in VIEWS else "connectors"
     cp_id = request.args.get("cp", type=int) if view == "chargepoint" else None
     user = current_user._get_current_object()
     socket = LiveSocket(user.company_id, user.is_superadmin, cp_id)
+    rights = (user.can("update.connector"), user.can("delete.connector"))
+    # Loading the user opened a transaction: give its connection back to the pool, or a
+    # few dozen open browsers would hold every database connection of this process.
+    db.session.rollback()
     hub.add(socket)
     try:
         while True:
@@ -98,7 +160,7 @@ def live(ws):
             parts = []
             for event in pending:
                 try:
-                    parts.append(_fragments(view, event))
+                    parts.append(fragments_for(view, rights, event))
                 finally:
                     db.session.rollback()  # read-only: release the connection at once
             html = "".join(part for part in parts if part)
