@@ -53,8 +53,8 @@ def engine_options(url: str) -> dict:
     keeping them."""
     options: dict = {"pool_recycle": 1800}
     if not url.startswith("sqlite"):
-        options["pool_size"] = _int("DATABASE_POOL_SIZE", 20)
-        options["max_overflow"] = _int("DATABASE_MAX_OVERFLOW", 20)
+        options["pool_size"] = _int("DATABASE_POOL_SIZE", 15)
+        options["max_overflow"] = _int("DATABASE_MAX_OVERFLOW", 5)
     return options
 
 

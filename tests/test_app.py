@@ -33,6 +33,26 @@ def test_postgres_urls_use_psycopg3(monkeypatch):
     assert database_url() == "postgresql+psycopg://u@h/db"
 
 
+def test_server_databases_get_a_pool_sized_for_gevent_workers(monkeypatch):
+    from dashboard.config import engine_options
+
+    monkeypatch.delenv("DATABASE_POOL_SIZE", raising=False)
+    monkeypatch.delenv("DATABASE_MAX_OVERFLOW", raising=False)
+    assert engine_options("postgresql+psycopg://u@h/db") == {
+        "pool_recycle": 1800,
+        "pool_size": 15,
+        "max_overflow": 5,
+    }
+    monkeypatch.setenv("DATABASE_POOL_SIZE", "50")
+    monkeypatch.setenv("DATABASE_MAX_OVERFLOW", "0")
+    options = engine_options("postgresql+psycopg://u@h/db")
+    assert (options["pool_size"], options["max_overflow"]) == (50, 0)
+    assert engine_options("sqlite:///x.db") == {"pool_recycle": 1800}
+    monkeypatch.setenv("DATABASE_POOL_SIZE", "many")
+    with pytest.raises(RuntimeError, match="DATABASE_POOL_SIZE must be a whole number"):
+        engine_options("postgresql+psycopg://u@h/db")
+
+
 def test_healthz_ok(client):
     response = client.get("/healthz")
     assert response.status_code == 200

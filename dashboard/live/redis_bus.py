@@ -36,6 +36,7 @@ class RedisBus:
         self._waiting: dict[str, tuple[threading.Event, list]] = {}
         self._lock = threading.Lock()
         self._listening = threading.Event()
+        self._closed = threading.Event()
         self._thread: threading.Thread | None = None
 
     def on(self, channel: str, handler: Callable[[dict], None]) -> None:
@@ -80,16 +81,22 @@ class RedisBus:
             waiting[1].append(message)
             waiting[0].set()
 
+    def close(self) -> None:
+        """Stop handing messages to this process's handlers; the listener thread ends
+        within its poll interval."""
+        self._closed.set()
+        self._handlers = {}
+
     def _listen(self) -> None:
         backoff = 0.5
-        while True:
+        while not self._closed.is_set():
             pubsub = self.client.pubsub(ignore_subscribe_messages=True)
             try:
                 pubsub.subscribe(self.replies_channel, *self._handlers)
                 self._listening.set()
                 backoff = 0.5
-                while True:
-                    message = pubsub.get_message(timeout=5.0)
+                while not self._closed.is_set():
+                    message = pubsub.get_message(timeout=1.0)
                     if message is None:
                         continue
                     self._dispatch(message)
@@ -107,7 +114,7 @@ class RedisBus:
             payload = json.loads(message["data"])
             if channel == self.replies_channel:
                 self._on_reply(payload)
-            else:
+            elif channel in self._handlers:
                 self._handlers[channel](payload)
         except Exception:  # one bad message must not stop the listener
             log.exception("message on %s could not be handled", channel)

@@ -102,3 +102,46 @@ def test_admission(live_port, world):
     assert _status(live_port, {"Cookie": cookie, "Origin": "http://evil.example"}) == 403
     assert _status(live_port, {"Cookie": cookie}) == 403
     assert _status(live_port, {"Cookie": cookie, "Origin": site}) == 101
+
+
+def test_an_event_is_rendered_once_for_every_socket_that_shows_it_alike():
+    import threading
+    import time
+
+    from dashboard.live.views import _RenderCache
+
+    cache, calls = _RenderCache(size=10), []
+
+    def render():
+        calls.append(1)
+        time.sleep(0.05)  # the other sockets ask while it renders
+        return "<tr>row</tr>"
+
+    results = []
+    threads = [
+        threading.Thread(target=lambda: results.append(cache.get(("e1", "connectors"), render)))
+        for _ in range(20)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(5)
+    assert results == ["<tr>row</tr>"] * 20
+    assert len(calls) == 1
+    assert cache.get(("e1", "chargepoint"), lambda: "other") == "other"  # another page
+
+
+def test_a_failed_render_is_tried_again_and_the_cache_stays_bounded():
+    from dashboard.live.views import _RenderCache
+
+    cache = _RenderCache(size=3)
+
+    def fails():
+        raise RuntimeError("database gone")
+
+    with pytest.raises(RuntimeError):
+        cache.get(("e1", "v"), fails)
+    assert cache.get(("e1", "v"), lambda: "ok") == "ok"
+    for n in range(10):
+        cache.get((f"e{n + 2}", "v"), lambda: "x")
+    assert len(cache._items) == 3

@@ -62,3 +62,45 @@ def test_listener_comes_back_after_redis_restarts():
         assert got and got[0] == {"n": 1}
     finally:
         server.stop()
+
+
+def test_a_transactions_events_travel_as_one_message(app, redis_server):
+    """The events of one commit are one Redis message (one round trip for a whole batch
+    of StatusNotifications), delivered here one by one, in order."""
+    import json
+
+    import redis
+
+    from dashboard.extensions import db
+    from dashboard.live import events
+
+    watcher = redis.Redis.from_url(redis_server.url).pubsub(ignore_subscribe_messages=True)
+    watcher.subscribe(EVENTS)
+    delivered = []
+    unsubscribe = events.subscribe(delivered.append)
+    bus = RedisBus(redis_server.url)
+    events.configure(bus)
+    try:
+        bus.ensure_listening()
+        with app.app_context():
+            for n in range(3):
+                events.publish_after_commit(db.session, {"type": "connector", "n": n})
+            db.session.commit()
+        messages = []
+        for _ in range(20):
+            message = watcher.get_message(timeout=0.2)
+            if message:
+                messages.append(json.loads(message["data"]))
+        assert len(messages) == 1
+        assert [e["n"] for e in messages[0]["events"]] == [0, 1, 2]
+        assert all(e["event_id"] for e in messages[0]["events"])
+        for _ in range(50):
+            if len(delivered) == 3:
+                break
+            threading.Event().wait(0.1)
+        assert [e["n"] for e in delivered] == [0, 1, 2]
+    finally:
+        events.configure(None)
+        bus.close()
+        unsubscribe()
+        watcher.close()
