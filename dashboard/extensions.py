@@ -33,3 +33,10 @@ sock = Sock()
 csrf = CSRFProtect()
 # Rate limits are opt-in per view (the sign-in form); storage: RATELIMIT_STORAGE_URI.
 limiter = Limiter(key_func=get_remote_address)
+
+
+def reads_only() -> None:
+    """Run what the session does next, until it gives its connection back, in autocommit
+    mode: a read needs no transaction, and PostgreSQL is spared the BEGIN and the COMMIT or
+    ROLLBACK round trips. Call it before the session's first query, and only for reads."""
+    db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})

@@ -13,7 +13,7 @@ from flask_login import current_user
 from simple_websocket import ConnectionClosed
 from sqlalchemy.orm import joinedload
 
-from dashboard.extensions import db, sock
+from dashboard.extensions import db, reads_only, sock
 from dashboard.live.channel import LiveSocket, hub
 from dashboard.models import ChargePoint, Connector
 from dashboard.services import chargepoints as chargepoint_service
@@ -45,6 +45,7 @@ def _fragments(socket_view: str, event: dict) -> str:
         key = f"connector-{cp_id}-{event['connector_id']}"
         if event["action"] == "deleted":
             return f'<tr id="{key}" hx-swap-oob="delete"></tr>'
+        reads_only()
         connector = db.session.get(
             Connector,
             (event["connector_id"], cp_id),
@@ -59,6 +60,7 @@ def _fragments(socket_view: str, event: dict) -> str:
             show_chargepoint=socket_view == "connectors",
             cp_online=chargepoint_service.connection_state(connector.chargepoint) != "offline",
         )
+    reads_only()
     cp = db.session.get(ChargePoint, cp_id)
     if cp is None:
         return f'<tr id="chargepoint-{cp_id}" hx-swap-oob="delete"></tr>'
