@@ -33,15 +33,15 @@ def test_postgres_urls_use_psycopg3(monkeypatch):
     assert database_url() == "postgresql+psycopg://u@h/db"
 
 
-def test_server_databases_get_a_pool_sized_for_gevent_workers(monkeypatch):
+def test_server_database_pool_is_sized_by_the_environment(monkeypatch):
     from dashboard.config import engine_options
 
     monkeypatch.delenv("DATABASE_POOL_SIZE", raising=False)
     monkeypatch.delenv("DATABASE_MAX_OVERFLOW", raising=False)
     assert engine_options("postgresql+psycopg://u@h/db") == {
         "pool_recycle": 1800,
-        "pool_size": 15,
-        "max_overflow": 5,
+        "pool_size": 5,
+        "max_overflow": 10,
     }
     monkeypatch.setenv("DATABASE_POOL_SIZE", "50")
     monkeypatch.setenv("DATABASE_MAX_OVERFLOW", "0")
