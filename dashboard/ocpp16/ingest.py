@@ -97,6 +97,7 @@ class StatusBatcher:
 
     def _record(self, batch: list[_Item]) -> None:
         keys = {(item.cp_id, item.fields["connector_id"]) for item in batch}
+        cp_ids = {item.cp_id for item in batch}
         # One query puts every connector of the batch in the session: the lookups of
         # record_ocpp_status then hit the identity map, which holds objects only while
         # something refers to them: hence `loaded`, kept until the batch is recorded.
@@ -105,9 +106,28 @@ class StatusBatcher:
             .options(joinedload(Connector.chargepoint))
             .where(tuple_(Connector.connector_cp_id, Connector.connector_id).in_(keys))
         ).all()
+        known = {(c.connector_cp_id, c.connector_id) for c in loaded}
+        # The charge points of connectors reported for the first time, so that registering
+        # those needs no query of its own.
+        unloaded = cp_ids - {c.connector_cp_id for c in loaded}
+        chargepoints = (
+            db.session.scalars(select(ChargePoint).where(ChargePoint.id.in_(unloaded))).all()
+            if unloaded
+            else []
+        )
         for item in batch:
-            record_ocpp_status(item.cp_id, **item.fields)
-        del loaded
+            key = (item.cp_id, item.fields["connector_id"])
+            if key in known:
+                record_ocpp_status(item.cp_id, **item.fields)
+                continue
+            # A connector seen for the first time is looked up in the database: without
+            # autoflush, or that lookup would write the batch so far, statement by
+            # statement. A later status for it in this batch then autoflushes as usual,
+            # and finds the connector registered here.
+            with db.session.no_autoflush:
+                record_ocpp_status(item.cp_id, **item.fields)
+            known.add(key)
+        del loaded, chargepoints
         db.session.execute(
             update(ChargePoint)
             .where(ChargePoint.id.in_({item.cp_id for item in batch}))

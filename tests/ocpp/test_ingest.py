@@ -68,3 +68,33 @@ def test_one_bad_notification_fails_alone(app, world):
     with app.app_context():
         stored = db.session.scalars(select(Connector.connector_id).order_by("connector_id"))
         assert list(stored) == [1, 2, 3, 4, 5]
+
+
+def test_a_batch_registers_new_connectors_once_without_falling_back(app, world, caplog):
+    """Connectors reported for the first time are registered in the batch: a second status
+    for one of them in the same batch finds it, and nothing needs the one-by-one replay."""
+    from dashboard.ocpp16.ingest import _Item
+
+    batcher = StatusBatcher(app)
+    items = [
+        _Item(world.cp_a, status(7, "Preparing", 1)),
+        _Item(world.cp_b, status(3, "Available", 1)),
+        _Item(world.cp_a, status(7, "Charging", 2)),
+        _Item(world.cp_a, status(8, "Faulted", 1)),
+    ]
+    with app.app_context():
+        batcher._write(items)
+    assert [item.error for item in items] == [None] * 4
+    assert "replaying" not in caplog.text
+    with app.app_context():
+        seven = db.session.get(Connector, (7, world.cp_a))
+        assert seven.connector_status == "Charging"
+        history = db.session.scalars(
+            select(ConnectorStatusHistory.status)
+            .where(ConnectorStatusHistory.connector_cp_id == world.cp_a)
+            .where(ConnectorStatusHistory.connector_id == 7)
+            .order_by(ConnectorStatusHistory.event_time)
+        ).all()
+        assert history == ["Preparing", "Charging"]
+        assert db.session.get(Connector, (3, world.cp_b)).connector_status == "Available"
+        assert db.session.get(Connector, (8, world.cp_a)).connector_status == "Faulted"
