@@ -13,7 +13,7 @@ import logging
 from flask import Blueprint, Response, abort, current_app, g, request
 from sqlalchemy import select
 
-from dashboard.extensions import db, sock
+from dashboard.extensions import db, reads_only, sock
 from dashboard.models import ChargePoint
 from dashboard.ocpp16 import registry, remote
 from dashboard.ocpp16.connection import Connection
@@ -51,6 +51,7 @@ def basic_credentials(header: str | None) -> tuple[bytes, bytes] | None:
 def admit():
     """Refuse, before the upgrade, identities we do not know and wrong credentials."""
     identity = (request.view_args or {}).get("identity", "")
+    reads_only()  # a fleet reconnecting at once: one round trip each, not three
     chargepoint = db.session.scalar(select(ChargePoint).where(ChargePoint.identity == identity))
     if chargepoint is None:
         abort(404)
