@@ -67,6 +67,7 @@ def admit():
                 "Unauthorized", 401, {"WWW-Authenticate": 'Basic realm="OCPP", charset="UTF-8"'}
             )
     g.chargepoint_ids = (chargepoint.id, chargepoint.company_id)
+    g.chargepoint_registered = is_registered(chargepoint)
     db.session.rollback()  # hold no transaction across the upgrade
 
 
@@ -82,9 +83,8 @@ def ocpp(ws, identity: str):
     connection = Connection(ws, identity, cp_id, company_id, handle_call, record_alive)
     registry.register(connection)
     remote.announce(connection)
-    chargepoint = db.session.get(ChargePoint, cp_id)
-    connection.registered = is_registered(chargepoint)
-    since = record_connected(chargepoint)
+    connection.registered = g.chargepoint_registered
+    since = record_connected(cp_id, company_id)
     db.session.commit()
     log.info("%s: connected", identity)
     try:

@@ -200,13 +200,17 @@ def connector_counts(cp_ids: list[int]) -> dict[int, dict[str, int]]:
     return counts
 
 
-def record_connected(chargepoint: ChargePoint) -> datetime:
-    """Mark `chargepoint` connected now; returns the mark to give back on disconnect."""
+def record_connected(cp_id: int, company_id: int) -> datetime:
+    """Mark the charge point connected now; returns the mark to give back on disconnect.
+    One UPDATE, no read: a whole fleet may reconnect at once."""
     now = utcnow()
-    chargepoint.connected_since = now
-    chargepoint.last_seen = now
-    db.session.flush()
-    _announce(chargepoint, "connected")
+    db.session.execute(
+        update(ChargePoint)
+        .where(ChargePoint.id == cp_id)
+        .values(connected_since=now, last_seen=now)
+        .execution_options(synchronize_session=False)
+    )
+    _announce_ids(cp_id, company_id, "connected")
     return now
 
 
