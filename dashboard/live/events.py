@@ -58,6 +58,8 @@ def publish_all(batch: list[dict]) -> None:
     for a whole batch of StatusNotifications, not one each."""
     if not batch:
         return
+    for event in batch:  # the live channel renders an event once, by this id, for all sockets
+        event.setdefault("event_id", uuid.uuid4().hex)
     if _bus is not None:
         try:
             _bus.publish(redis_bus.EVENTS, {"events": batch})
@@ -83,9 +85,7 @@ def deliver(event: dict) -> None:
 
 
 def publish_after_commit(session: Session, event: dict) -> None:
-    """Queue `event` on `session`; it is published when the session commits. Each event
-    gets an id, by which the live channel renders it once for all the sockets alike."""
-    event.setdefault("event_id", uuid.uuid4().hex)
+    """Queue `event` on `session`; it is published when the session commits."""
     session.info.setdefault(_PENDING, []).append(event)
 
 

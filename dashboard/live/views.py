@@ -128,10 +128,7 @@ _rendered = _RenderCache()
 def fragments_for(view: str, rights: tuple, event: dict) -> str:
     """`_fragments`, rendered once per event for every socket that would render it alike:
     the same view, and the same `rights` (what the row's controls depend on)."""
-    key = (event.get("event_id"), view, *rights)
-    if key[0] is None:
-        return _fragments(view, event)
-    return _rendered.get(key, lambda: _fragments(view, event))
+    return _rendered.get((event["event_id"], view, *rights), lambda: _fragments(view, event))
 
 
 RESYNC = '<div id="live-resync" hx-swap-oob="true" data-resync="1"></div>'

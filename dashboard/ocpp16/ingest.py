@@ -130,7 +130,7 @@ class StatusBatcher:
         del loaded, chargepoints
         db.session.execute(
             update(ChargePoint)
-            .where(ChargePoint.id.in_({item.cp_id for item in batch}))
+            .where(ChargePoint.id.in_(cp_ids))
             .values(last_seen=utcnow())
             .execution_options(synchronize_session=False)
         )
