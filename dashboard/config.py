@@ -67,6 +67,8 @@ def from_environment() -> dict:
         "SQLALCHEMY_DATABASE_URI": url,
         "SQLALCHEMY_ENGINE_OPTIONS": engine_options(url),
         "API_PAGE_SIZE_MAX": _int("API_PAGE_SIZE_MAX", 100),
+        # How long a process may trust a token it checked, for reads (0: check every time).
+        "API_TOKEN_CACHE_SECONDS": _int("API_TOKEN_CACHE_SECONDS", 10),
         # Redis between worker processes and hosts (live events, calls to charge points);
         # without it, everything stays within one process.
         "REDIS_URL": os.environ.get("REDIS_URL") or None,

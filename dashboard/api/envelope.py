@@ -181,7 +181,7 @@ def authenticate():
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise ApiError(401, "Authorization must be 'Bearer <token>'")
-        user = user_for_token(token.strip())
+        user = user_for_token(token.strip(), for_reading=request.method == "GET")
         if user is None:
             raise ApiError(401, "Invalid or revoked API token")
         return user

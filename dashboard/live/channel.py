@@ -13,6 +13,8 @@ from collections import OrderedDict
 from dashboard.live import events
 
 MAX_PENDING = 500
+# What a page shows; the bus carries other events too (an account change, for example).
+LIVE_TYPES = frozenset({"connector", "chargepoint"})
 
 
 class LiveSocket:
@@ -77,6 +79,8 @@ class Hub:
 
     def dispatch(self, event: dict) -> None:
         """Hand `event` to every socket whose user may see it."""
+        if event.get("type") not in LIVE_TYPES:
+            return
         with self._lock:
             sockets = list(self._sockets)
         for socket in sockets:

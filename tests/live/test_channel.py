@@ -37,6 +37,9 @@ def test_company_policy_decides_who_gets_an_event():
     assert [len(s.take()[0]) for s in (mine, other, admin, page_of_cp)] == [1, 0, 1, 0]
     hub.dispatch(event(7, 1))
     assert len(page_of_cp.take()[0]) == 1
+    admin.take()
+    hub.dispatch({"type": "auth"})  # the bus carries more than pages show
+    assert not admin.ready.is_set() and admin.take()[0] == []
 
 
 def test_newest_event_per_connector_wins():
