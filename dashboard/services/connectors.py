@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
-from sqlalchemy import inspect, select
+from sqlalchemy import Select, bindparam, inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import contains_eager
 
@@ -31,15 +32,20 @@ SPEC_FIELDS = ("connector_type", "connector_enabled", "connector_max_volt", "con
 def list_connectors(user: User, cp_id: int) -> list[Connector]:
     """The connectors of charge point `cp_id`, by number; NotFound if `user` may not see it."""
     require(user, "read.connector")
-    query = (
-        connectors_visible_to(user)
-        .where(Connector.connector_cp_id == cp_id)
-        .order_by(Connector.connector_id)
-    )
-    connectors = list(db.session.scalars(query))
+    query = _of_chargepoint(connectors_visible_to(user))
+    connectors = list(db.session.scalars(query, {"cp_id": cp_id}))
     if not connectors:  # none, or a charge point the user may not see: tell which
         visible_chargepoint(user, cp_id)
     return connectors
+
+
+@lru_cache(maxsize=4096)
+def _of_chargepoint(visible: Select) -> Select:
+    """The connectors of charge point :cp_id among `visible`, built once per scope (the
+    visibility helper gives the same statement object for the same scope)."""
+    return visible.where(Connector.connector_cp_id == bindparam("cp_id")).order_by(
+        Connector.connector_id
+    )
 
 
 @dataclass

@@ -7,28 +7,50 @@ the connectors of those. A resource outside that set is answered exactly like a 
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from sqlalchemy import Select, false, select
 
 from dashboard.models import ChargePoint, Connector, User
 
 
-def _company_filter(user: User):
+def _scope(user: User) -> int | None:
+    """None: every company; otherwise the id of the user's company (0: none, sees nothing)."""
     if user.is_superadmin:
         return None
-    if user.company_id is None:
+    return user.company_id or 0
+
+
+def _company_filter(scope: int | None):
+    if scope is None:
+        return None
+    if scope == 0:
         return false()
-    return ChargePoint.company_id == user.company_id
+    return ChargePoint.company_id == scope
+
+
+# The statements are built once per scope: they are immutable, and building one costs more
+# than running it on a list request.
+@lru_cache(maxsize=4096)
+def _chargepoints_in(scope: int | None) -> Select:
+    query = select(ChargePoint)
+    condition = _company_filter(scope)
+    return query if condition is None else query.where(condition)
+
+
+@lru_cache(maxsize=4096)
+def _connectors_in(scope: int | None) -> Select:
+    query = select(Connector).join(ChargePoint, Connector.connector_cp_id == ChargePoint.id)
+    condition = _company_filter(scope)
+    return query if condition is None else query.where(condition)
 
 
 def chargepoints_visible_to(user: User) -> Select:
-    """SELECT of the charge points `user` may see."""
-    query = select(ChargePoint)
-    condition = _company_filter(user)
-    return query if condition is None else query.where(condition)
+    """SELECT of the charge points `user` may see (the same object for the same scope)."""
+    return _chargepoints_in(_scope(user))
 
 
 def connectors_visible_to(user: User) -> Select:
-    """SELECT of the connectors `user` may see (joined to their charge point)."""
-    query = select(Connector).join(ChargePoint, Connector.connector_cp_id == ChargePoint.id)
-    condition = _company_filter(user)
-    return query if condition is None else query.where(condition)
+    """SELECT of the connectors `user` may see, joined to their charge point (the same
+    object for the same scope)."""
+    return _connectors_in(_scope(user))
