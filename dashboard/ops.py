@@ -6,7 +6,7 @@ from flask import Blueprint, current_app
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from dashboard.extensions import db
+from dashboard.extensions import db, reads_only
 
 bp = Blueprint("ops", __name__)
 
@@ -19,8 +19,9 @@ def livez():
 
 @bp.get("/healthz")
 def healthz():
-    """200 when the database answers, 503 when it does not."""
+    """200 when the database answers, 503 when it does not: one round trip (autocommit)."""
     try:
+        reads_only()
         db.session.execute(text("SELECT 1"))
     except SQLAlchemyError:
         db.session.rollback()
