@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from flask import request
-
 from dashboard.api import bp
 from dashboard.api.envelope import (
     endpoint,
@@ -12,6 +10,7 @@ from dashboard.api.envelope import (
     page_args,
     page_data,
     respond,
+    text_arg,
 )
 from dashboard.schemas.chargepoint import (
     ChargePointCreateSchema,
@@ -93,7 +92,7 @@ def list_chargepoints(user):
     """
     page, per_page = page_args()
     company_id = int_arg("company_id", default=0, minimum=0, maximum=2**31 - 1) or None
-    text = (request.args.get("q") or "").strip()[:100] or None
+    text = text_arg("q")
     result = service.list_chargepoints(
         user, company_id=company_id, text=text, page=page, per_page=per_page
     )

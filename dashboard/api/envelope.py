@@ -166,6 +166,17 @@ def int_arg(name: str, default: int | None = None, minimum: int = 1, maximum: in
     return value
 
 
+def text_arg(name: str, max_length: int = 100) -> str | None:
+    """A text query parameter, trimmed and cut to `max_length`; None when blank. 422 for
+    the NUL character, which no stored text holds (and PostgreSQL refuses)."""
+    raw = request.args.get(name) or ""
+    if "\x00" in raw:
+        raise ApiError(
+            422, "Validation failed", {"errors": {name: ["Must not contain the NUL character."]}}
+        )
+    return raw.strip()[:max_length] or None
+
+
 def page_args() -> tuple[int, int]:
     """`page` and `per_page` from the query string, within the configured bounds."""
     page = int_arg("page", default=1, maximum=10**6)

@@ -79,7 +79,8 @@ def _number(name: str, default=None, minimum: int = 1, maximum: int = 2**31 - 1)
 
 
 def _text(name: str) -> str | None:
-    return (request.args.get(name) or "").strip()[:100] or None
+    """A filter's text; a NUL character, which no stored text holds, is dropped."""
+    return (request.args.get(name) or "").replace("\x00", "").strip()[:100] or None
 
 
 def _companies():
@@ -250,34 +251,37 @@ def connectors_csv():
     rows = connector_service.iter_connectors(current_user, filters, sort=sort)
 
     def generate():
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(CSV_COLUMNS)
-        for connector in rows:
-            cp = connector.chargepoint
-            writer.writerow(
-                [
-                    _cell(v)
-                    for v in (
-                        cp.identity,
-                        cp.name,
-                        cp.company.name,
-                        connector.connector_id,
-                        connector.connector_type,
-                        connector.connector_status,
-                        connector.connector_error_code,
-                        "yes" if connector.connector_enabled else "no",
-                        connector.connector_max_volt,
-                        connector.connector_max_amp,
-                        connector.info,
-                        format_datetime(connector.connector_updated),
-                    )
-                ]
-            )
+        try:
+            buffer = io.StringIO()
+            writer = csv.writer(buffer)
+            writer.writerow(CSV_COLUMNS)
+            for connector in rows:
+                cp = connector.chargepoint
+                writer.writerow(
+                    [
+                        _cell(v)
+                        for v in (
+                            cp.identity,
+                            cp.name,
+                            cp.company.name,
+                            connector.connector_id,
+                            connector.connector_type,
+                            connector.connector_status,
+                            connector.connector_error_code,
+                            "yes" if connector.connector_enabled else "no",
+                            connector.connector_max_volt,
+                            connector.connector_max_amp,
+                            connector.info,
+                            format_datetime(connector.connector_updated),
+                        )
+                    ]
+                )
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
             yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-        yield buffer.getvalue()
+        finally:  # a download stopped early gives its database cursor back now
+            rows.close()
 
     return Response(
         stream_with_context(generate()),

@@ -12,6 +12,7 @@ from flask_login import current_user, login_required
 from dashboard.extensions import db
 from dashboard.pages.forms import load
 from dashboard.schemas.chargepoint import ChargePointCreateSchema
+from dashboard.schemas.connector import MAX_ID
 from dashboard.services import accounts
 from dashboard.services import chargepoints as chargepoint_service
 from dashboard.services.errors import Conflict, Invalid, NotFound
@@ -33,10 +34,13 @@ def _page(template: str, status: int = 200, **context) -> Response:
 
 
 def _form_id(raw: str | None) -> int | None:
+    """The id a select sent; -1 for text that is no id (beyond what the database holds,
+    too), which names nothing: the service says so beside the field."""
     try:
-        return int(raw) if raw else None
+        value = int(raw) if raw else None
     except ValueError:
-        return -1  # names no company: the service says so beside the field
+        return -1
+    return value if value is None or 0 < value <= MAX_ID else -1
 
 
 @bp.route("/companies", methods=["GET", "POST"])

@@ -106,8 +106,13 @@ def search_connectors(
 
 
 def iter_connectors(user: User, filters: ConnectorFilters, *, sort: str = "chargepoint"):
-    """All the connectors `search_connectors` would page through, streamed (for exports)."""
-    yield from db.session.scalars(_search(user, filters, sort).execution_options(yield_per=500))
+    """All the connectors `search_connectors` would page through, streamed (for exports).
+    Closing the generator early closes the database cursor too."""
+    result = db.session.scalars(_search(user, filters, sort).execution_options(yield_per=500))
+    try:
+        yield from result
+    finally:
+        result.close()
 
 
 def get_connector(user: User, cp_id: int, connector_id: int) -> Connector:

@@ -143,6 +143,14 @@ def test_text_filter_treats_wildcards_literally(as_, many):
     assert items == []
 
 
+def test_text_filter_with_a_nul_character_is_422(as_):
+    response = as_("admin").get("/api/v1/chargepoints?q=a%00b")
+    assert response.status_code == 422
+    assert response.get_json()["res_data"]["errors"] == {
+        "q": ["Must not contain the NUL character."]
+    }
+
+
 def test_company_user_filtering_other_company_sees_nothing(as_, world, many):
     url = f"/api/v1/chargepoints?company_id={world.company_b}"
     body = as_("user_a").get(url).get_json()["res_data"]

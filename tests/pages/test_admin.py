@@ -149,3 +149,19 @@ def test_tokens_created_once_and_revoked(app, admin, client, world):
     assert clear not in admin.text("/admin/tokens")
     assert post(admin, f"/admin/tokens/{token_id}/revoke", {}).status_code == 302
     assert client.get("/api/v1/chargepoints", headers=auth).status_code == 401
+
+
+@pytest.mark.parametrize("user_id", ["99999999999999999999", "2147483648", "-3", "abc", ""])
+def test_token_for_a_user_id_that_names_nobody_is_an_error_beside_the_field(admin, user_id):
+    response = post(admin, "/admin/tokens", {"user_id": user_id, "name": "report"})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422 and 'id="user_id-error"' in page
+
+
+@pytest.mark.parametrize("path", ["/admin/users", "/admin/chargepoints"])
+def test_a_company_id_beyond_any_id_is_an_error_beside_the_field(admin, path):
+    data = {"email": "n@example.com", "password": "long enough pass", "role": "company_user"}
+    data.update(identity="CP-NEW", company_id="99999999999999999999")
+    response = post(admin, path, data)
+    assert response.status_code == 422
+    assert 'id="company_id-error"' in response.get_data(as_text=True)

@@ -97,6 +97,7 @@ def test_htmx_request_gets_the_fragment(as_user, connectors):
         ("enabled=yes", {"A-1", "A-2", "B-1"}),
         ("q=cp-b", {"B-1"}),
         ("status=Nonsense", {"A-1", "A-2", "B-1"}),
+        ("q=cp-%00b&type=%00", {"B-1"}),  # NUL, which PostgreSQL refuses, is dropped
     ],
 )
 def test_connector_filters(as_user, world, connectors, query, expected):
@@ -107,6 +108,18 @@ def test_connector_filters(as_user, world, connectors, query, expected):
         "B-1": f"connector-{world.cp_b}-1",
     }
     assert {name for name, element in ids.items() if f'id="{element}"' in page} == expected
+
+
+@pytest.mark.parametrize("path", ["/?q=%00", "/connectors.csv?q=%00&type=%00"])
+def test_a_nul_character_in_a_filter_is_no_error(as_user, connectors, path):
+    as_user("admin@example.com").text(path)  # 200, body read
+
+
+def test_a_csv_download_stopped_early_gives_its_cursor_back(as_user, connectors):
+    response = as_user("admin@example.com").get("/connectors.csv")
+    chunks = iter(response.response)
+    assert next(chunks).startswith(b"chargepoint_identity,")
+    response.close()  # the client went away: no cursor is left for the garbage collector
 
 
 def test_filters_survive_in_the_page_and_the_export_link(as_user, connectors):
