@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from flask import Flask
+from flask import Flask, abort, request
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.routing import IntegerConverter
@@ -42,6 +42,9 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
 )
+
+
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 def _configure_bus(app: Flask) -> None:
@@ -109,6 +112,17 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_error_handlers(app)
     register_commands(app)
     _configure_bus(app)
+
+    @app.before_request
+    def _refuse_nul_in_forms():
+        """No text Plugboard keeps may hold the NUL character (PostgreSQL cannot store
+        one) and no form field has a use for it: a form carrying one is refused whole, for
+        every form at once. (JSON bodies are checked by their schemas, query filters where
+        they are read.)"""
+        if request.mimetype in _FORM_TYPES and any(
+            "\x00" in value for values in request.form.listvalues() for value in values
+        ):
+            abort(400, description="A form field holds the NUL character, which no text may.")
 
     @app.after_request
     def _security_headers(response):

@@ -1,6 +1,6 @@
 """Validation of OCPP 1.6 payloads with the `ocpp` package's JSON schemas, and the checks
-the schemas leave out (date-time formats, negative connector ids). Every failure becomes an
-OcppError with the 1.6 error code that fits it."""
+the schemas leave out (date-time formats, negative connector ids, the NUL character). Every
+failure becomes an OcppError with the 1.6 error code that fits it."""
 
 from __future__ import annotations
 
@@ -62,11 +62,18 @@ def validate(message_type: int, action: str, payload: dict) -> None:
 
 def _check_formats(action: str, properties: dict, payload: dict, prefix: str) -> None:
     """The `ocpp` package does not enforce `format: date-time`, nor a minimum on connector
-    ids: check both, down nested objects and arrays."""
+    ids, and lets strings hold the NUL character (which PostgreSQL cannot store): check
+    them, down nested objects and arrays."""
     for name, rule in properties.items():
         if name not in payload:
             continue
         value, path = payload[name], f"{prefix}{name}"
+        if isinstance(value, str) and "\x00" in value:  # no database column stores one
+            raise OcppError(
+                frames.PROPERTY_CONSTRAINT_VIOLATION,
+                f"{action}: {path} must not contain the NUL character",
+                {"field": path},
+            )
         if rule.get("format") == "date-time":
             try:
                 parse_datetime(value)

@@ -38,14 +38,20 @@ class StrictBoolean(fields.Boolean):
 
 
 class StrictString(fields.String):
-    """A string with surrounding white space removed; blank means missing."""
+    """A string with surrounding white space removed; blank means missing. The NUL
+    character is refused: PostgreSQL cannot store it."""
 
-    default_error_messages = {"blank": "Must not be blank."}
+    default_error_messages = {
+        "blank": "Must not be blank.",
+        "nul": "Must not contain the NUL character.",
+    }
 
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs).strip()
         if not text:
             raise self.make_error("blank")
+        if "\x00" in text:
+            raise self.make_error("nul")
         return text
 
 

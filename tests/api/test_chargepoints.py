@@ -31,6 +31,20 @@ def test_create_returns_the_chargepoint(as_, world):
     assert data["chargepoint_last_seen"] is None
 
 
+def test_text_with_a_nul_character_is_422(as_, world):
+    response = as_("admin").post(
+        "/api/v1/chargepoints",
+        {
+            "chargepoint_identity": "CP-N",
+            "chargepoint_company_id": world.company_a,
+            "chargepoint_name": "a\x00b",
+        },
+    )
+    assert response.status_code == 422
+    errors = response.get_json()["res_data"]["errors"]
+    assert errors == {"chargepoint_name": ["Must not contain the NUL character."]}
+
+
 def test_name_defaults_to_identity(as_, world):
     data = (
         as_("admin")

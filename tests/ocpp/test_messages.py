@@ -109,6 +109,19 @@ def exchange_after_boot(server, frame, identity="CP-A"):
             ],
             "PropertyConstraintViolation",
         ),
+        (  # valid JSON and schema, but no database stores a NUL character
+            [
+                2,
+                "m1",
+                "StatusNotification",
+                {"connectorId": 1, "errorCode": "NoError", "status": "Available", "info": "a\x00"},
+            ],
+            "PropertyConstraintViolation",
+        ),
+        (
+            [2, "m1", "BootNotification", {"chargePointVendor": "\x00", "chargePointModel": "M"}],
+            "PropertyConstraintViolation",
+        ),
     ],
 )
 def test_call_errors(server, world, frame, code):

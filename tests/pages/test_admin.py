@@ -165,3 +165,18 @@ def test_a_company_id_beyond_any_id_is_an_error_beside_the_field(admin, path):
     response = post(admin, path, data)
     assert response.status_code == 422
     assert 'id="company_id-error"' in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    ("path", "data"),
+    [
+        ("/admin/companies", {"name": "Acme\x00"}),
+        ("/admin/tokens", {"user_id": "1", "name": "\x00"}),
+        ("/admin/chargepoints", {"identity": "CP-9", "name": "x\x00", "company_id": "1"}),
+    ],
+)
+def test_a_nul_character_in_an_admin_form_is_a_400_page(app, admin, path, data):
+    response = post(admin, path, data)
+    assert response.status_code == 400 and "NUL character" in response.get_data(as_text=True)
+    with app.app_context():
+        assert not any("\x00" in company.name for company in db.session.scalars(select(Company)))

@@ -98,3 +98,9 @@ def test_sign_out_needs_post_with_csrf(as_user):
     response = browser.client.post("/logout", data={"csrf_token": browser.csrf("/")})
     assert response.status_code == 302
     assert browser.get("/").status_code == 302  # signed out
+
+
+def test_a_form_field_with_a_nul_character_is_refused_whole(browser):
+    response = browser.login("a\x00@example.com")
+    assert response.status_code == 400
+    assert "NUL character" in response.get_data(as_text=True)
