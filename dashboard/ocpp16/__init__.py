@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import re
 
 from flask import Blueprint, Response, abort, current_app, g, request
 from sqlalchemy import select
@@ -18,6 +19,7 @@ from dashboard.models import ChargePoint
 from dashboard.ocpp16 import registry, remote
 from dashboard.ocpp16.connection import Connection
 from dashboard.ocpp16.handlers import handle_call, record_alive
+from dashboard.schemas.chargepoint import IDENTITY_PATTERN
 from dashboard.services.chargepoints import (
     is_registered,
     record_connected,
@@ -47,10 +49,15 @@ def basic_credentials(header: str | None) -> tuple[bytes, bytes] | None:
     return (username, password) if sep else None
 
 
+_IDENTITY = re.compile(IDENTITY_PATTERN)
+
+
 @bp.before_request
 def admit():
     """Refuse, before the upgrade, identities we do not know and wrong credentials."""
     identity = (request.view_args or {}).get("identity", "")
+    if not _IDENTITY.match(identity):  # no charge point can be registered under it
+        abort(404)
     reads_only()  # a fleet reconnecting at once: one round trip each, not three
     chargepoint = db.session.scalar(select(ChargePoint).where(ChargePoint.identity == identity))
     if chargepoint is None:

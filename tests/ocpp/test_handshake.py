@@ -25,6 +25,11 @@ def test_unknown_identity_is_404_before_upgrade(server, world):
     assert status_of_refusal(server, "NOBODY") == 404
 
 
+@pytest.mark.parametrize("identity", ["CP-A%00", "CP%20A", "x" * 49])
+def test_an_identity_no_charge_point_can_have_is_404(server, world, identity):
+    assert status_of_refusal(server, identity) == 404
+
+
 def test_known_identity_connects_with_ocpp16(server, world):
     async def scenario():
         async with open_socket(server, "CP-A") as ws:
