@@ -80,8 +80,8 @@ def _remember(digest: str, user: User) -> None:
     if lifetime <= 0:
         return
     bus = events.current_bus()
-    if bus is not None:  # other processes' changes reach this one through its listener
-        bus.ensure_listening()
+    if bus is not None:  # other processes' changes reach this one through its listener;
+        bus.ensure_listening(timeout=0)  # started, not waited for (Redis may be away)
     db.session.expunge(user.role)
     db.session.expunge(user)
     if len(_cache) >= _MAX_CACHED:

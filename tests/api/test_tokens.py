@@ -4,6 +4,7 @@ once, in this process and, through Redis, in the others; writes always ask the d
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from sqlalchemy import event, update
@@ -131,7 +132,8 @@ def test_an_account_change_in_another_process_clears_the_cache(app, as_, world, 
     try:
         path = f"/api/v1/connectors/chargepoint/{world.cp_a}"
         assert as_("admin").get(path).status_code == 200
-        assert tokens._cache  # remembered, and the listener runs (started on remembering)
+        assert tokens._cache  # remembered, and the listener started (not waited for)
+        bus.ensure_listening()  # subscribed, so that the message below reaches it
         other.publish(EVENTS, {"events": [{"type": tokens.AUTH_CHANGED}]})
         for _ in range(50):
             if not tokens._cache:
@@ -142,3 +144,20 @@ def test_an_account_change_in_another_process_clears_the_cache(app, as_, world, 
         events.configure(None)
         bus.close()
         other.close()
+
+
+def test_a_read_does_not_wait_for_an_unreachable_redis(app, as_, world):
+    from dashboard.live import events
+    from dashboard.live.redis_bus import RedisBus
+    from tests.servers import free_port
+
+    bus = RedisBus(f"redis://127.0.0.1:{free_port()}/0")  # nobody listens there
+    events.configure(bus)
+    try:
+        started = time.monotonic()
+        response = as_("admin").get(f"/api/v1/connectors/chargepoint/{world.cp_a}")
+        assert response.status_code == 200 and tokens._cache
+        assert time.monotonic() - started < 1
+    finally:
+        events.configure(None)
+        bus.close()
