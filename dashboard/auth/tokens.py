@@ -4,8 +4,8 @@ A read (GET) may trust a token this process resolved less than API_TOKEN_CACHE_S
 so a list request costs no authentication query. Any committed change to a user, a role or
 a token clears every process's cache through the event bus (Redis between processes when
 configured), and writes always resolve the token in the database: a revoked token stops
-writing at once, and stops reading at once too unless several processes run without Redis,
-where it may read for up to the cache's lifetime."""
+writing at once, and stops reading at once too unless several processes run without Redis
+(or while Redis is unreachable), where it may read for up to the cache's lifetime."""
 
 from __future__ import annotations
 
