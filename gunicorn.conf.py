@@ -4,16 +4,27 @@ gevent workers: every open WebSocket (a charge point, a browser) is a greenlet, 
 worker holds thousands of them. Settings come from the environment:
 
 - BIND (default 127.0.0.1:8000)
-- WEB_CONCURRENCY: worker processes (default: the number of cores). More than one worker
-  needs PostgreSQL (DATABASE_URL) and, for live updates across workers, REDIS_URL.
+- WEB_CONCURRENCY: worker processes (default: the number of cores with REDIS_URL, else 1).
+  More than one worker needs REDIS_URL, and should have PostgreSQL (DATABASE_URL): the
+  workers reach each other's charge points and browsers only through Redis (without it,
+  a charge point reconnecting to another worker would leave its old socket open there,
+  and a call sent from the other worker would find it "offline").
 - WORKER_CONNECTIONS: open connections per worker (default 10000)
 """
 
 import multiprocessing
 import os
+import sys
 
 bind = os.environ.get("BIND", "127.0.0.1:8000")
-workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
+_redis = bool(os.environ.get("REDIS_URL"))
+workers = int(os.environ.get("WEB_CONCURRENCY") or (multiprocessing.cpu_count() if _redis else 1))
+if workers > 1 and not _redis:
+    sys.exit(
+        f"gunicorn.conf.py: WEB_CONCURRENCY={workers} needs REDIS_URL: several workers reach "
+        "each other's charge points and browsers only through Redis. Set REDIS_URL, or "
+        "WEB_CONCURRENCY=1."
+    )
 worker_class = "gevent"
 worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "10000"))
 # Long-lived WebSockets keep greenlets busy, not the worker's heartbeat: 30 s is plenty for

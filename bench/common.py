@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.servers import (  # noqa: E402
     PostgresServer,
+    RedisServer,
     free_port,
     start_gunicorn,
     stop_process,
@@ -43,8 +45,14 @@ def database(kind: str, workdir: Path):
 
 
 def serve(url: str, workers: int, log: Path) -> tuple[subprocess.Popen, int]:
-    """The app under gunicorn (gevent workers) on a free loopback port."""
-    return start_gunicorn(url, log, workers)
+    """The app under gunicorn (gevent workers) on a free loopback port; several workers
+    get a Redis of their own, as they need (stopped when the benchmark exits)."""
+    env = {}
+    if workers > 1:
+        redis = RedisServer().start()
+        atexit.register(redis.stop)
+        env["REDIS_URL"] = redis.url
+    return start_gunicorn(url, log, workers, env=env)
 
 
 def fill(url: str, chargepoints: int, per_cp: int, companies: int = 10) -> dict:

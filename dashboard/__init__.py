@@ -11,15 +11,34 @@ import sqlite3
 from flask import Flask, abort, request
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
 from dashboard import config
 from dashboard.extensions import csrf, db, limiter, login_manager, migrate, sock
 
 
+def _up_to(limit: str) -> str:
+    """A regular expression of the decimal numbers from 1 to `limit`, without leading
+    zeros."""
+    shorter = f"[1-9][0-9]{{0,{len(limit) - 2}}}" if len(limit) > 1 else ""
+    same_length = []
+    for position, digit in enumerate(limit):
+        rest = len(limit) - position - 1
+        low = "1" if position == 0 else "0"
+        if digit > low:
+            top = str(int(digit) - 1)
+            same_length.append(f"{limit[:position]}[{low}-{top}][0-9]{{{rest}}}")
+    same_length.append(limit)
+    return "(?:" + "|".join(([shorter] if shorter else []) + same_length) + ")"
+
+
 class IdConverter(IntegerConverter):
-    """`<id:name>`: a database id, 1 to 2**31-1. Anything else does not match (404), so no
+    """`<id:name>`: a database id, 1 to 2**31-1. Anything else does not match the path at
+    all (404, never a 405 naming the methods of a route it cannot reach), and no
     out-of-range number ever reaches a query."""
+
+    regex = _up_to(str(2**31 - 1))
 
     def __init__(self, map, *args, **kwargs):
         super().__init__(map, min=1, max=2**31 - 1)
@@ -73,6 +92,11 @@ def create_app(test_config: dict | None = None) -> Flask:
         )
     config.INSTANCE_DIR.mkdir(exist_ok=True)
     app.json.sort_keys = False
+    if app.config["TRUSTED_PROXIES"]:
+        # Behind that many proxies (nginx), believe their X-Forwarded-For/-Proto/-Host:
+        # the client's address for sign-in limits, https for the live channel's origin.
+        proxies = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
     app.url_map.converters["id"] = IdConverter
 
     db.init_app(app)
@@ -130,6 +154,8 @@ def create_app(test_config: dict | None = None) -> Flask:
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")
         response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        if request.endpoint != "static":  # pages, fragments, CSV and API answers are private
+            response.headers.setdefault("Cache-Control", "no-store")
         return response
 
     return app

@@ -61,6 +61,8 @@ def engine_options(url: str) -> dict:
 def from_environment() -> dict:
     """Build the Flask config mapping from the environment."""
     heartbeat = _int("OCPP_HEARTBEAT_INTERVAL", 300)
+    # Behind HTTPS: both cookies that sign a user in go over HTTPS only.
+    secure_cookies = os.environ.get("SESSION_COOKIE_SECURE", "0") == "1"
     url = database_url()
     return {
         "SECRET_KEY": _secret_key(),
@@ -69,6 +71,9 @@ def from_environment() -> dict:
         "API_PAGE_SIZE_MAX": _int("API_PAGE_SIZE_MAX", 100),
         # How long a process may trust a token it checked, for reads (0: check every time).
         "API_TOKEN_CACHE_SECONDS": _int("API_TOKEN_CACHE_SECONDS", 10),
+        # How many reverse proxies (nginx) stand before the app; their X-Forwarded-*
+        # headers are believed only then.
+        "TRUSTED_PROXIES": _int("TRUSTED_PROXIES", 0),
         # Redis between worker processes and hosts (live events, calls to charge points);
         # without it, everything stays within one process.
         "REDIS_URL": os.environ.get("REDIS_URL") or None,
@@ -81,18 +86,29 @@ def from_environment() -> dict:
         "OCPP_IDLE_TIMEOUT": _int("OCPP_IDLE_TIMEOUT", 2 * heartbeat + 60),
         "OCPP_CALL_TIMEOUT": _int("OCPP_CALL_TIMEOUT", 30),
         "OCPP_STALE_FACTOR": _int("OCPP_STALE_FACTOR", 2),
+        # The highest connectorId a charge point may report (connectors are numbered from
+        # 1), and how far ahead of this server's clock an event time may be before it is
+        # taken as a wrong clock (the event is then dated when received).
+        "OCPP_MAX_CONNECTORS": _int("OCPP_MAX_CONNECTORS", 32),
+        "OCPP_MAX_FUTURE_SECONDS": _int("OCPP_MAX_FUTURE_SECONDS", 900),
         # Forms and htmx send the token in a header set on <body>; API clients use Bearer tokens.
         "WTF_CSRF_HEADERS": ["X-CSRFToken", "X-CSRF-Token"],
         "WTF_CSRF_TIME_LIMIT": None,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
-        "SESSION_COOKIE_SECURE": os.environ.get("SESSION_COOKIE_SECURE", "0") == "1",
+        "SESSION_COOKIE_SECURE": secure_cookies,
         "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SECURE": secure_cookies,
         "REMEMBER_COOKIE_SAMESITE": "Lax",
         "MAX_CONTENT_LENGTH": 1024 * 1024,
         # Failed sign-ins allowed per account and per address (Flask-Limiter syntax); the
         # counters live in RATELIMIT_STORAGE_URI (memory: per process).
         "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI", "memory://"),
+        # While that storage (Redis) is unreachable, count in this process's memory instead
+        # of failing the sign-in, and go back to it when it answers again.
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+        "RATELIMIT_SWALLOW_ERRORS": True,
+        "RATELIMIT_STORAGE_OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
         "LOGIN_LIMIT_PER_ACCOUNT": os.environ.get("LOGIN_LIMIT_PER_ACCOUNT", "5 per minute"),
         "LOGIN_LIMIT_PER_ADDRESS": os.environ.get("LOGIN_LIMIT_PER_ADDRESS", "20 per minute"),
         # The OCPP endpoint agrees to "ocpp1.6" only, and refuses frames over 64 KiB.

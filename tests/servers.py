@@ -65,6 +65,11 @@ class PostgresServer:
             "UTF8",
             "--no-sync",
         )
+        self.resume()
+        return self
+
+    def resume(self) -> None:
+        """Start the server (again, after `pause`), on the same port and data."""
         options = (
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
@@ -83,7 +88,11 @@ class PostgresServer:
             "60",
             "start",
         )
-        return self
+
+    def pause(self) -> None:
+        """Stop the server as a crash or a restart would (clients see their connections
+        drop), keeping its data for `resume`."""
+        self._run(_pg_bin("pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
 
     def create_database(self, name: str) -> str:
         """Create database `name`; returns its SQLAlchemy URL."""

@@ -26,7 +26,7 @@ from dashboard.models.user import hash_token
 # "Last used" is written at most this often per token, so reads do not all turn into writes.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
-AUTH_CHANGED = "auth"  # the event type that clears the caches
+AUTH_CHANGED = events.AUTH_CHANGED  # the event type that clears the caches
 _MAX_CACHED = 10_000
 # token hash -> (monotonic time it expires, the user, detached: read its loaded fields only)
 _cache: dict[str, tuple[float, User]] = {}
@@ -95,7 +95,8 @@ def forget_tokens() -> None:
 
 
 def _on_event(event: dict) -> None:
-    if event.get("type") == AUTH_CHANGED:
+    # After a Redis outage, changes announced by other processes meanwhile were missed.
+    if event.get("type") in (AUTH_CHANGED, events.BUS_RESUMED):
         forget_tokens()
 
 

@@ -3,6 +3,7 @@ per address."""
 
 from __future__ import annotations
 
+import secrets
 from urllib.parse import urlsplit
 
 from flask import (
@@ -15,6 +16,7 @@ from flask import (
     request,
     url_for,
 )
+from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
@@ -23,6 +25,7 @@ from wtforms.validators import DataRequired, Length
 
 from dashboard.extensions import db, limiter
 from dashboard.models import User
+from dashboard.models.user import check_no_password
 
 bp = Blueprint("auth", __name__)
 
@@ -36,7 +39,10 @@ class LoginForm(FlaskForm):
 
 
 def _account_key() -> str:
-    return "login-account:" + request.form.get("email", "").strip().lower()
+    # Per account *and* address: failures from one address lock that address out of the
+    # account, never the account's owner signing in from elsewhere.
+    email = request.form.get("email", "").strip().lower()
+    return f"login-account:{get_remote_address()}:{email}"
 
 
 def _failed(response) -> bool:
@@ -84,7 +90,10 @@ def login():
     if form.validate_on_submit():
         email = form.email.data.strip().lower()
         user = db.session.scalar(select(User).where(User.email == email))
-        if user is not None and user.active and user.check_password(form.password.data):
+        if user is None or not user.active:
+            check_no_password(form.password.data)  # as slow as a known account
+        elif user.check_password(form.password.data):
+            user.login_nonce = secrets.token_urlsafe(12)
             login_user(user, remember=form.remember.data)
             return redirect(_safe_next(request.args.get("next")))
         error = "Wrong email or password."
@@ -98,7 +107,11 @@ def login():
 @bp.post("/logout")
 @login_required
 def logout():
-    """Sign out (a POST with the CSRF token, so no other site can sign you out)."""
+    """Sign out (a POST with the CSRF token, so no other site can sign you out): every
+    session and remember cookie of the user ends, on every device, and open live
+    pages close."""
+    current_user.end_sessions()
+    db.session.commit()
     logout_user()
     flash("You are signed out.")
     return redirect(url_for("auth.login"))

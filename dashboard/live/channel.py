@@ -11,29 +11,58 @@ import threading
 from collections import OrderedDict
 
 from dashboard.live import events
+from dashboard.live.events import AUTH_CHANGED, BUS_RESUMED
 
 MAX_PENDING = 500
-# What a page shows; the bus carries other events too (an account change, for example).
+# What a page shows; the bus carries other events too.
 LIVE_TYPES = frozenset({"connector", "chargepoint"})
 
 
 class LiveSocket:
-    """What one browser socket is owed: the events of the charge points its user sees."""
+    """What one browser socket is owed: the events of the charge points its user sees.
 
-    def __init__(self, company_id: int | None, all_companies: bool, cp_id: int | None = None):
+    The company an event names is a first sieve only: the fragment itself is rendered for,
+    and checked against, what the user may see when it is sent (a charge point may have
+    moved to another company since). `recheck` asks the socket to compare its user's
+    account with the one it was opened for, after any account change."""
+
+    def __init__(
+        self,
+        company_id: int | None,
+        all_companies: bool,
+        cp_id: int | None = None,
+        user_id: int | None = None,
+    ):
         self.company_id = company_id
         self.all_companies = all_companies
         self.cp_id = cp_id  # a charge point page wants only that charge point's events
+        self.user_id = user_id
         self._pending: OrderedDict[tuple, dict] = OrderedDict()
         self._lock = threading.Lock()
         self.ready = threading.Event()
         self.overflowed = False
+        self.recheck = False
+
+    @property
+    def scope(self) -> int | None:
+        """The company whose charge points this socket shows; None for every company."""
+        return None if self.all_companies else self.company_id
 
     def wants(self, event: dict) -> bool:
-        """Company policy, the same rule as every query: a superadmin sees every company."""
+        """Company policy, the same rule as every query: a superadmin sees every company.
+        An event about a charge point that left the user's company is wanted too: its row
+        must leave the page."""
         if self.cp_id is not None and event.get("cp_id") != self.cp_id:
             return False
-        return self.all_companies or event.get("company_id") == self.company_id
+        return self.all_companies or self.company_id in (
+            event.get("company_id"),
+            event.get("previous_company_id"),
+        )
+
+    def ask_recheck(self) -> None:
+        """Wake the socket to check its user's account again."""
+        self.recheck = True
+        self.ready.set()
 
     def offer(self, event: dict) -> None:
         """Queue `event`, replacing an older one about the same thing."""
@@ -78,14 +107,31 @@ class Hub:
             self._sockets.discard(socket)
 
     def dispatch(self, event: dict) -> None:
-        """Hand `event` to every socket whose user may see it."""
-        if event.get("type") not in LIVE_TYPES:
+        """Hand `event` to every socket whose user may see it; after an account change,
+        have every socket check its user again; after a Redis outage, have them reload."""
+        kind = event.get("type")
+        if kind == BUS_RESUMED:  # other processes' events were missed: reload
+            self.resync_all()
+            return
+        if kind not in LIVE_TYPES and kind != AUTH_CHANGED:
             return
         with self._lock:
             sockets = list(self._sockets)
         for socket in sockets:
-            if socket.wants(event):
+            if kind == AUTH_CHANGED:
+                socket.ask_recheck()
+            elif socket.wants(event):
                 socket.offer(event)
+
+    def resync_all(self) -> None:
+        """Tell every socket to reload what it shows (events may have been missed)."""
+        with self._lock:
+            sockets = list(self._sockets)
+        for socket in sockets:
+            with socket._lock:
+                socket._pending.clear()
+                socket.overflowed = True
+            socket.ready.set()
 
     def count(self) -> int:
         with self._lock:

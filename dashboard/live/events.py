@@ -19,6 +19,13 @@ from dashboard.live import redis_bus
 
 log = logging.getLogger(__name__)
 
+# The event type of any committed change to a user, role or token: token caches and open
+# browser sockets check again what they trusted.
+AUTH_CHANGED = "auth"
+# Delivered in this process when Redis is reachable again after an outage: events of other
+# processes were missed meanwhile, so whatever was built from them is to be rebuilt.
+BUS_RESUMED = "bus.resumed"
+
 Listener = Callable[[dict], None]
 _listeners: list[Listener] = []
 _PENDING = "plugboard_pending_events"
@@ -39,6 +46,7 @@ def configure(bus) -> None:
     _bus = bus
     if bus is not None:
         bus.on(redis_bus.EVENTS, _deliver_message)
+        bus.on_reconnect(lambda: deliver({"type": BUS_RESUMED}))
 
 
 def current_bus():
@@ -64,8 +72,10 @@ def publish_all(batch: list[dict]) -> None:
         try:
             _bus.publish(redis_bus.EVENTS, {"events": batch})
             return
-        except Exception:
-            log.exception("Redis publish failed; delivering in this process only")
+        except redis_bus.BusUnavailable as exc:
+            redis_bus.outage_log.warn(
+                "Redis unavailable (%s): events reach this process's pages only", exc
+            )
     for event in batch:
         deliver(event)
 

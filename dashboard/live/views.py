@@ -11,11 +11,12 @@ from urllib.parse import urlsplit
 from flask import Blueprint, abort, render_template, request
 from flask_login import current_user
 from simple_websocket import ConnectionClosed
+from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from dashboard.extensions import db, reads_only, sock
 from dashboard.live.channel import LiveSocket, hub
-from dashboard.models import ChargePoint, Connector
+from dashboard.models import ChargePoint, Connector, Role, User
 from dashboard.services import chargepoints as chargepoint_service
 from dashboard.services.status import STATUSES
 from dashboard.websocket import websocket_handler
@@ -33,18 +34,28 @@ def admit():
     if not current_user.is_authenticated:
         abort(401)
     origin = request.headers.get("Origin")
-    if origin is None or urlsplit(origin).netloc != request.host:
+    parts = urlsplit(origin or "")
+    if (parts.scheme, parts.netloc) != (request.scheme, request.host):
         log.warning("live channel refused for origin %r", origin)
         abort(403)
 
 
-def _fragments(socket_view: str, event: dict) -> str:
-    """The out-of-band fragments that bring a page of `socket_view` up to date."""
+def _may_see(scope: int | None, chargepoint: ChargePoint) -> bool:
+    """Company policy on the charge point as it is now: `scope` None sees every company."""
+    return scope is None or chargepoint.company_id == scope
+
+
+def _fragments(socket_view: str, scope: int | None, event: dict) -> str:
+    """The out-of-band fragments that bring a page of `socket_view` up to date, for a user
+    who sees the charge points of company `scope` (None: every company). What is rendered
+    is checked against what that user may see *now*: a row of a charge point that has
+    left the user's company is removed, never rendered."""
     cp_id = event["cp_id"]
     if event["type"] == "connector" and socket_view != "overview":
         key = f"connector-{cp_id}-{event['connector_id']}"
+        delete = f'<tr id="{key}" hx-swap-oob="delete"></tr>'
         if event["action"] == "deleted":
-            return f'<tr id="{key}" hx-swap-oob="delete"></tr>'
+            return delete
         reads_only()
         connector = db.session.get(
             Connector,
@@ -53,6 +64,8 @@ def _fragments(socket_view: str, event: dict) -> str:
         )
         if connector is None:
             return ""
+        if not _may_see(scope, connector.chargepoint):
+            return delete
         return render_template(
             "pages/_connector_row.html",
             connector=connector,
@@ -62,8 +75,10 @@ def _fragments(socket_view: str, event: dict) -> str:
         )
     reads_only()
     cp = db.session.get(ChargePoint, cp_id)
-    if cp is None:
-        return f'<tr id="chargepoint-{cp_id}" hx-swap-oob="delete"></tr>'
+    if cp is None or not _may_see(scope, cp):
+        if socket_view == "overview":
+            return f'<tr id="chargepoint-{cp_id}" hx-swap-oob="delete"></tr>'
+        return ""
     if socket_view == "overview":
         return render_template(
             "pages/_chargepoint_row.html",
@@ -125,10 +140,36 @@ class _RenderCache:
 _rendered = _RenderCache()
 
 
-def fragments_for(view: str, rights: tuple, event: dict) -> str:
+def fragments_for(view: str, scope: int | None, rights: tuple, event: dict) -> str:
     """`_fragments`, rendered once per event for every socket that would render it alike:
-    the same view, and the same `rights` (what the row's controls depend on)."""
-    return _rendered.get((event["event_id"], view, *rights), lambda: _fragments(view, event))
+    the same view, the same company `scope`, and the same `rights` (what the row's
+    controls depend on)."""
+    return _rendered.get(
+        (event["event_id"], view, scope, *rights), lambda: _fragments(view, scope, event)
+    )
+
+
+def account_state(user_id: int) -> tuple | None:
+    """What a live socket's access rests on: whether the user is active, their company,
+    role and rights, and their sessions (the session token). None when the user is gone."""
+    row = db.session.execute(
+        select(
+            User.active,
+            User.company_id,
+            User.role_id,
+            User.session_token,
+            Role.all_companies,
+            Role.permissions,
+        )
+        .join(Role, User.role_id == Role.id)
+        .where(User.id == user_id)
+    ).first()
+    return None if row is None else tuple(row)
+
+
+# A socket closed because its user's account changed; the browser reconnects, and is
+# admitted (or not) for the account as it is now.
+ACCOUNT_CHANGED = 4001
 
 
 RESYNC = '<div id="live-resync" hx-swap-oob="true" data-resync="1"></div>'
@@ -141,8 +182,9 @@ def live(ws):
     view = request.args.get("view") if request.args.get("view") in VIEWS else "connectors"
     cp_id = request.args.get("cp", type=int) if view == "chargepoint" else None
     user = current_user._get_current_object()
-    socket = LiveSocket(user.company_id, user.is_superadmin, cp_id)
+    socket = LiveSocket(user.company_id, user.is_superadmin, cp_id, user.id)
     rights = (user.can("update.connector"), user.can("delete.connector"))
+    admitted = account_state(user.id)
     # Loading the user opened a transaction: give its connection back to the pool, or a
     # few dozen open browsers would hold every database connection of this process.
     db.session.rollback()
@@ -151,7 +193,18 @@ def live(ws):
         while True:
             if not socket.ready.wait(KEEPALIVE):
                 ws.receive(timeout=0)  # raises ConnectionClosed once the browser has gone
-                continue
+                socket.recheck = True  # and, should an announcement have been missed
+            if socket.recheck:
+                socket.recheck = False
+                try:
+                    reads_only()
+                    changed = account_state(user.id) != admitted
+                finally:
+                    db.session.rollback()
+                if changed:
+                    log.info("live socket of user %s closed: the account changed", user.id)
+                    ws.close(reason=ACCOUNT_CHANGED, message="account changed")
+                    return
             pending, overflowed = socket.take()
             if overflowed:
                 ws.send(RESYNC)
@@ -159,7 +212,7 @@ def live(ws):
             parts = []
             for event in pending:
                 try:
-                    parts.append(fragments_for(view, rights, event))
+                    parts.append(fragments_for(view, socket.scope, rights, event))
                 finally:
                     db.session.rollback()  # read-only: release the connection at once
             html = "".join(part for part in parts if part)

@@ -47,6 +47,11 @@ class User(UserMixin, db.Model):
     )
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Part of every session and remember cookie of this user: a new value (at sign-out,
+    # at a new password) ends them all, on every device.
+    session_token: Mapped[str] = mapped_column(
+        String(43), default=lambda: secrets.token_urlsafe(32)
+    )
 
     role: Mapped[Role] = relationship(lazy="joined")
     company: Mapped[Company | None] = relationship()
@@ -64,11 +69,24 @@ class User(UserMixin, db.Model):
         """Whether the user's role carries `permission`."""
         return permission in (self.role.permissions or ())
 
+    # Set on the user being signed in: each sign-in gets a cookie of its own, so that a
+    # remember cookie of one sign-in is never that of another.
+    login_nonce: str = ""
+
+    def get_id(self) -> str:
+        """What a session and a remember cookie hold: the id, the session token, and the
+        sign-in's own nonce (see `dashboard.auth.load_user`)."""
+        return f"{self.id}:{self.session_token}:{self.login_nonce}"
+
+    def end_sessions(self) -> None:
+        """End every session and remember cookie of this user."""
+        self.session_token = secrets.token_urlsafe(32)
+
     def set_password(self, password: str) -> None:
-        """Store a salted hash of `password` (werkzeug; scrypt unless PASSWORD_HASH_METHOD
-        says otherwise, as the tests do to run faster)."""
-        method = current_app.config.get("PASSWORD_HASH_METHOD", "scrypt")
-        self.password_hash = generate_password_hash(password, method=method)
+        """Store a salted hash of `password` (see `password_hash_method`); every session
+        of the user ends."""
+        self.password_hash = generate_password_hash(password, method=password_hash_method())
+        self.end_sessions()
 
     def check_password(self, password: str) -> bool:
         """Whether `password` matches the stored hash."""
@@ -76,6 +94,26 @@ class User(UserMixin, db.Model):
 
     def __repr__(self) -> str:
         return f"<User {self.email}>"
+
+
+def password_hash_method() -> str:
+    """werkzeug's hash method for passwords: scrypt unless PASSWORD_HASH_METHOD says
+    otherwise (the tests use a cheaper one)."""
+    return current_app.config.get("PASSWORD_HASH_METHOD", "scrypt")
+
+
+_dummy_hashes: dict[str, str] = {}
+
+
+def check_no_password(password: str) -> bool:
+    """Check `password` against a hash no password matches, as long as a real check takes:
+    a sign-in as an unknown or inactive account must not answer faster than one as a
+    known account (that would tell which e-mail addresses have accounts). Always False."""
+    method = password_hash_method()
+    if method not in _dummy_hashes:
+        _dummy_hashes[method] = generate_password_hash(secrets.token_urlsafe(16), method=method)
+    check_password_hash(_dummy_hashes[method], password)
+    return False
 
 
 def hash_token(token: str) -> str:

@@ -73,7 +73,7 @@ def admit():
             return Response(
                 "Unauthorized", 401, {"WWW-Authenticate": 'Basic realm="OCPP", charset="UTF-8"'}
             )
-    g.chargepoint_ids = (chargepoint.id, chargepoint.company_id)
+    g.chargepoint_id = chargepoint.id
     g.chargepoint_registered = is_registered(chargepoint)
     db.session.rollback()  # hold no transaction across the upgrade
 
@@ -86,22 +86,27 @@ def ocpp(ws, identity: str):
         log.warning("%s: no ocpp1.6 subprotocol offered, closing", identity)
         ws.close(reason=1002, message="subprotocol ocpp1.6 required")
         return
-    cp_id, company_id = g.chargepoint_ids
-    connection = Connection(ws, identity, cp_id, company_id, handle_call, record_alive)
-    registry.register(connection)
-    remote.announce(connection)
+    cp_id = g.chargepoint_id
+    connection = Connection(ws, identity, cp_id, handle_call, record_alive)
     connection.registered = g.chargepoint_registered
-    since = record_connected(cp_id, company_id)
-    db.session.commit()
-    log.info("%s: connected", identity)
+    since = None
+    # From here on, whatever fails, the connection leaves the registry and the charge
+    # point is marked disconnected: a dead socket never answers for a live one.
     try:
+        registry.register(connection)
+        remote.announce(connection)
+        since = record_connected(cp_id)
+        db.session.commit()
+        log.info("%s: connected", identity)
         connection.run(current_app.config["OCPP_IDLE_TIMEOUT"])
     finally:
+        connection.closed.set()
         registry.unregister(connection)
-        try:
-            record_disconnected(cp_id, company_id, since)
-            db.session.commit()
-        except Exception:
-            db.session.rollback()
-            log.exception("%s: could not record the disconnection", identity)
+        if since is not None:
+            try:
+                record_disconnected(cp_id, since)
+                db.session.commit()
+            except Exception:
+                db.session.rollback()
+                log.exception("%s: could not record the disconnection", identity)
         log.info("%s: disconnected", identity)

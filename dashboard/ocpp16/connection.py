@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import uuid
@@ -19,6 +20,11 @@ log = logging.getLogger(__name__)
 
 # Replies remembered per connection, so that a retried CALL gets the same answer.
 RECENT_REPLIES = 32
+
+
+def _content(frame: Frame) -> str:
+    """What makes two CALLs with one message id the same CALL: action and payload."""
+    return json.dumps([frame.action, frame.payload], sort_keys=True, separators=(",", ":"))
 
 
 class CallTimeout(Exception):
@@ -51,7 +57,6 @@ class Connection:
         ws,
         identity: str,
         cp_id: int,
-        company_id: int,
         handle_call: Callable[[Connection, Frame], str],
         on_frame: Callable[[Connection], None],
     ):
@@ -59,13 +64,13 @@ class Connection:
         self.uid = uuid.uuid4().hex
         self.identity = identity
         self.cp_id = cp_id
-        self.company_id = company_id
         self._handle_call = handle_call
         self._on_frame = on_frame
         self._send_lock = threading.Lock()
         self._call_lock = threading.Lock()
         self._pending: dict[str, _Waiter] = {}
-        self._recent: OrderedDict[str, str] = OrderedDict()
+        # message id -> (the CALL's content, the CALLRESULT it got)
+        self._recent: OrderedDict[str, tuple[str, str]] = OrderedDict()
         self.closed = threading.Event()
         # Whether the charge point may send calls other than BootNotification: read from
         # the database when it connects, updated by its boots.
@@ -115,13 +120,7 @@ class Connection:
             self.send(frames.call_error(exc.message_id, exc))
             return
         if frame.type == frames.CALL:  # the handler records the frame itself
-            reply = self._recent.get(frame.message_id)
-            if reply is None:
-                reply = self._handle_call(self, frame)
-                self._recent[frame.message_id] = reply
-                while len(self._recent) > RECENT_REPLIES:
-                    self._recent.popitem(last=False)
-            self.send(reply)
+            self.send(self._answer(frame))
             return
         self._on_frame(self)
         waiter = self._pending.get(frame.message_id)
@@ -130,6 +129,24 @@ class Connection:
             return
         waiter.frame = frame
         waiter.event.set()
+
+    def _answer(self, frame: Frame) -> str:
+        """The reply to a CALL. A retry (same message id, same action and payload) gets the
+        CALLRESULT its first sending got, without being handled twice; the same id with
+        other content is a new CALL (charge points reuse ids after a reboot). Only
+        CALLRESULTs are remembered: an error, a database outage say, is never replayed,
+        so that the retry is handled anew and stored."""
+        content = _content(frame)
+        remembered = self._recent.get(frame.message_id)
+        if remembered is not None and remembered[0] == content:
+            return remembered[1]
+        reply = self._handle_call(self, frame)
+        self._recent.pop(frame.message_id, None)
+        if reply.startswith(f"[{frames.CALLRESULT},"):
+            self._recent[frame.message_id] = (content, reply)
+            while len(self._recent) > RECENT_REPLIES:
+                self._recent.popitem(last=False)
+        return reply
 
     def call(self, action: str, payload: dict, timeout: float) -> dict:
         """Send a CALL and wait for its CALLRESULT payload. Raises CallTimeout, CallFailed,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import datetime
 
 from flask import current_app
 
@@ -71,20 +72,52 @@ def status_notification(connection, frame: Frame) -> dict:
             _chargepoint(connection), payload["status"], payload["errorCode"]
         )
         return {}
-    timestamp = payload.get("timestamp")
+    config = current_app.config
+    if connector_id > config["OCPP_MAX_CONNECTORS"]:
+        log.warning(
+            "%s: StatusNotification for connector %s refused (OCPP_MAX_CONNECTORS is %s)",
+            connection.identity,
+            connector_id,
+            config["OCPP_MAX_CONNECTORS"],
+        )
+        raise OcppError(
+            frames.PROPERTY_CONSTRAINT_VIOLATION,
+            f"connectorId must be at most {config['OCPP_MAX_CONNECTORS']} here",
+            {"field": "connectorId"},
+        )
     batcher().submit(
         connection.cp_id,
         connector_id=connector_id,
         status=payload["status"],
         error_code=payload["errorCode"],
         message_id=frame.message_id,
-        event_time=parse_datetime(timestamp) if timestamp else None,
+        event_time=_event_time(connection, payload.get("timestamp")),
         info=payload.get("info"),
         vendor_id=payload.get("vendorId"),
         vendor_error_code=payload.get("vendorErrorCode"),
     )
     connection.last_seen_written = time.monotonic()  # the batch wrote it
     return {}
+
+
+def _event_time(connection, timestamp: str | None) -> datetime | None:
+    """The time the charge point gives an event, or None (the time of receipt). A time
+    further ahead than OCPP_MAX_FUTURE_SECONDS is a wrong clock: taken as received, or that
+    one message would hold the connector's state until its date, refusing every true one
+    as older."""
+    if not timestamp:
+        return None
+    moment = parse_datetime(timestamp)
+    ahead = (moment - utcnow()).total_seconds()
+    if ahead > current_app.config["OCPP_MAX_FUTURE_SECONDS"]:
+        log.warning(
+            "%s: timestamp %s is %d s ahead of this server; taken as received",
+            connection.identity,
+            timestamp,
+            ahead,
+        )
+        return None
+    return moment
 
 
 HANDLERS = {

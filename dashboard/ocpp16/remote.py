@@ -9,7 +9,7 @@ import threading
 from simple_websocket import ConnectionClosed
 
 from dashboard.live.events import current_bus
-from dashboard.live.redis_bus import COMMANDS, KICKS, RedisBus
+from dashboard.live.redis_bus import COMMANDS, KICKS, BusUnavailable, RedisBus, outage_log
 from dashboard.ocpp16 import registry
 from dashboard.ocpp16.connection import CallFailed, CallTimeout, Connection
 
@@ -52,16 +52,23 @@ def _kick(message: dict) -> None:
 
 
 def announce(connection: Connection) -> None:
-    """Tell the other processes that `connection` is now the live one for its identity."""
+    """Tell the other processes that `connection` is now the live one for its identity.
+    Without Redis the charge point is served all the same, by this process: the other
+    processes cannot be told (a socket of its left open elsewhere closes when idle)."""
     bus = current_bus()
-    if bus is not None:
-        bus.ensure_listening()
+    if bus is None:
+        return
+    bus.ensure_listening(timeout=0)  # started, not waited for: Redis may be away
+    try:
         bus.publish(KICKS, {"identity": connection.identity, "uid": connection.uid})
+    except BusUnavailable as exc:
+        outage_log.warn("Redis unavailable (%s): other processes not told of connects", exc)
 
 
 def call(identity: str, action: str, payload: dict, timeout: float) -> dict:
-    """Call a charge point connected to another process. Raises like Connection.call, and
-    ConnectionClosed when no process holds its socket."""
+    """Call a charge point connected to another process. Raises like Connection.call,
+    ConnectionClosed when no process holds its socket, and BusUnavailable when Redis
+    cannot be reached."""
     bus = current_bus()
     answer = bus.request(
         COMMANDS,

@@ -29,6 +29,8 @@ _PRIORITY = [
     frames.PROPERTY_CONSTRAINT_VIOLATION,
 ]
 KNOWN_ACTIONS = frozenset(action.value for action in Action)
+# Integers a charge point sends are stored in 32-bit columns (PostgreSQL's integer).
+MAX_INTEGER = 2**31 - 1
 
 
 def parse_datetime(text: str) -> datetime:
@@ -36,7 +38,12 @@ def parse_datetime(text: str) -> datetime:
     if not isinstance(text, str) or len(text) < 10 or "T" not in text:
         raise ValueError(f"{text!r} is not an ISO 8601 date-time")
     parsed = datetime.fromisoformat(text.replace("z", "Z"))
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError as exc:  # 0001-01-01T00:00:00+01:00 lies before year 1 in UTC
+        raise ValueError(f"{text!r} is out of the range of dates") from exc
 
 
 def validate(message_type: int, action: str, payload: dict) -> None:
@@ -62,8 +69,8 @@ def validate(message_type: int, action: str, payload: dict) -> None:
 
 def _check_formats(action: str, properties: dict, payload: dict, prefix: str) -> None:
     """The `ocpp` package does not enforce `format: date-time`, nor a minimum on connector
-    ids, and lets strings hold the NUL character (which PostgreSQL cannot store): check
-    them, down nested objects and arrays."""
+    ids, nor integers that fit a database column, and lets strings hold the NUL character
+    (which PostgreSQL cannot store): check them, down nested objects and arrays."""
     for name, rule in properties.items():
         if name not in payload:
             continue
@@ -87,6 +94,12 @@ def _check_formats(action: str, properties: dict, payload: dict, prefix: str) ->
             raise OcppError(
                 frames.PROPERTY_CONSTRAINT_VIOLATION,
                 f"{action}: connectorId must not be negative",
+                {"field": path},
+            )
+        elif rule.get("type") == "integer" and abs(value) > MAX_INTEGER:
+            raise OcppError(
+                frames.PROPERTY_CONSTRAINT_VIOLATION,
+                f"{action}: {path} is beyond {MAX_INTEGER}",
                 {"field": path},
             )
         elif rule.get("type") == "object" and isinstance(value, dict):

@@ -34,6 +34,7 @@ from dashboard.services.connectors import CONNECTOR_SORTS, ConnectorFilters
 from dashboard.services.errors import (
     Conflict,
     Invalid,
+    ServiceUnavailable,
     Unavailable,
     UpstreamError,
     UpstreamTimeout,
@@ -402,7 +403,7 @@ def _command(run):
     try:
         answer = run()
         message, ok = f"Charge point answered: {answer.get('status')}", True
-    except (Unavailable, UpstreamError, UpstreamTimeout) as exc:
+    except (Unavailable, ServiceUnavailable, UpstreamError, UpstreamTimeout) as exc:
         message, ok = exc.message, False
     return render_template("pages/_command_result.html", message=message, ok=ok)
 

@@ -126,15 +126,18 @@ def update_chargepoint(
     chargepoint = visible_chargepoint(user, cp_id)
     if name is not None:
         chargepoint.name = name
+    previous_company_id = None
     if company_id is not None and company_id != chargepoint.company_id:
         _visible_company(user, company_id)
+        previous_company_id = chargepoint.company_id
         chargepoint.company_id = company_id
     if auth_key is not _UNSET:
         chargepoint.set_auth_key(auth_key)
     if registration_status is not None:
         chargepoint.registration_status = registration_status
     db.session.flush()
-    _announce(chargepoint, "updated")
+    # A move is told to the company it left too: its pages drop the charge point.
+    _announce_ids(chargepoint.id, chargepoint.company_id, "updated", previous_company_id)
     return chargepoint
 
 
@@ -152,11 +155,13 @@ def _announce(chargepoint: ChargePoint, action: str) -> None:
     _announce_ids(chargepoint.id, chargepoint.company_id, action)
 
 
-def _announce_ids(cp_id: int, company_id: int, action: str) -> None:
-    publish_after_commit(
-        db.session,
-        {"type": "chargepoint", "action": action, "cp_id": cp_id, "company_id": company_id},
-    )
+def _announce_ids(
+    cp_id: int, company_id: int, action: str, previous_company_id: int | None = None
+) -> None:
+    event = {"type": "chargepoint", "action": action, "cp_id": cp_id, "company_id": company_id}
+    if previous_company_id is not None:
+        event["previous_company_id"] = previous_company_id
+    publish_after_commit(db.session, event)
 
 
 def _stale_after() -> timedelta:
@@ -200,28 +205,34 @@ def connector_counts(cp_ids: list[int]) -> dict[int, dict[str, int]]:
     return counts
 
 
-def record_connected(cp_id: int, company_id: int) -> datetime:
+def record_connected(cp_id: int) -> datetime:
     """Mark the charge point connected now; returns the mark to give back on disconnect.
-    One UPDATE, no read: a whole fleet may reconnect at once."""
+    One UPDATE, no read: a whole fleet may reconnect at once. The announcement names the
+    company the charge point belongs to now (the UPDATE returns it)."""
     now = utcnow()
-    db.session.execute(
+    company_id = db.session.scalar(
         update(ChargePoint)
         .where(ChargePoint.id == cp_id)
         .values(connected_since=now, last_seen=now)
+        .returning(ChargePoint.company_id)
         .execution_options(synchronize_session=False)
     )
-    _announce_ids(cp_id, company_id, "connected")
+    if company_id is not None:
+        _announce_ids(cp_id, company_id, "connected")
     return now
 
 
-def record_disconnected(cp_id: int, company_id: int, since: datetime) -> None:
-    """Mark the charge point disconnected, unless a newer connection has marked it since."""
-    result = db.session.execute(
+def record_disconnected(cp_id: int, since: datetime) -> None:
+    """Mark the charge point disconnected, unless a newer connection has marked it since.
+    The announcement names the company it belongs to now, not when it connected."""
+    company_id = db.session.scalar(
         update(ChargePoint)
         .where(ChargePoint.id == cp_id, ChargePoint.connected_since == since)
         .values(connected_since=None)
+        .returning(ChargePoint.company_id)
+        .execution_options(synchronize_session=False)
     )
-    if result.rowcount:
+    if company_id is not None:
         _announce_ids(cp_id, company_id, "disconnected")
 
 

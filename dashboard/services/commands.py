@@ -9,12 +9,18 @@ from simple_websocket import ConnectionClosed
 
 from dashboard.extensions import db
 from dashboard.live.events import current_bus
+from dashboard.live.redis_bus import BusUnavailable
 from dashboard.models import ChargePoint, User
 from dashboard.ocpp16 import registry, remote
 from dashboard.ocpp16.connection import CallFailed, CallTimeout
 from dashboard.services.chargepoints import visible_chargepoint
 from dashboard.services.connectors import get_connector
-from dashboard.services.errors import Unavailable, UpstreamError, UpstreamTimeout
+from dashboard.services.errors import (
+    ServiceUnavailable,
+    Unavailable,
+    UpstreamError,
+    UpstreamTimeout,
+)
 from dashboard.services.permissions import require
 
 
@@ -58,3 +64,8 @@ def _call(chargepoint: ChargePoint, action: str, payload: dict) -> dict:
         ) from exc
     except ConnectionClosed as exc:
         raise Unavailable(f"Charge point {identity} is offline") from exc
+    except BusUnavailable as exc:
+        raise ServiceUnavailable(
+            f"Charge point {identity} is connected to another worker or host, which cannot "
+            "be reached now (Redis is unavailable); try again shortly"
+        ) from exc

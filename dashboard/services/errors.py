@@ -43,6 +43,12 @@ class Unavailable(ServiceError):
     status_code = 409
 
 
+class ServiceUnavailable(ServiceError):
+    """Something Plugboard relies on (Redis, between processes) cannot be reached now."""
+
+    status_code = 503
+
+
 class UpstreamError(ServiceError):
     """The charge point answered a call with an error."""
 

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dashboard.schemas.connector import ConnectorCreateSchema
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, user_row
 
 
 def envelope_error(response, status: int) -> dict:
@@ -129,7 +129,7 @@ class TestBrowserSession:
         app.config["WTF_CSRF_ENABLED"] = True
         client = app.test_client()
         with client.session_transaction() as session:
-            session["_user_id"] = str(world.admin)
+            session["_user_id"] = user_row(app, world.admin).get_id()
             session["_fresh"] = True
         return client
 

@@ -38,8 +38,32 @@ def test_company_policy_decides_who_gets_an_event():
     hub.dispatch(event(7, 1))
     assert len(page_of_cp.take()[0]) == 1
     admin.take()
-    hub.dispatch({"type": "auth"})  # the bus carries more than pages show
+    hub.dispatch({"type": "token.other"})  # the bus carries more than pages show
     assert not admin.ready.is_set() and admin.take()[0] == []
+
+
+def test_an_account_change_wakes_every_socket_to_check_its_user():
+    hub = Hub()
+    sockets = [LiveSocket(1, False, user_id=1), LiveSocket(None, True, user_id=2)]
+    for socket in sockets:
+        hub.add(socket)
+    hub.dispatch({"type": "auth"})
+    assert all(s.recheck and s.ready.is_set() and s.take()[0] == [] for s in sockets)
+
+
+def test_a_charge_point_leaving_the_company_is_still_sent_to_it_to_be_removed():
+    mine = LiveSocket(1, False)
+    moved = {**event(5, 2), "type": "chargepoint", "previous_company_id": 1}
+    assert mine.wants(moved) and not LiveSocket(3, False).wants(moved)
+
+
+def test_redis_coming_back_makes_every_socket_reload():
+    hub = Hub()
+    socket = LiveSocket(1, False)
+    hub.add(socket)
+    socket.offer(event(5, 1))
+    hub.dispatch({"type": events.BUS_RESUMED})
+    assert socket.take() == ([], True)
 
 
 def test_newest_event_per_connector_wins():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import PASSWORD
+from tests.pages.conftest import Browser
 
 
 def test_pages_need_sign_in(browser):
@@ -60,13 +61,17 @@ def test_sign_in_without_csrf_token_is_refused(browser):
     assert "Form expired" in response.get_data(as_text=True)
 
 
-def test_failed_attempts_are_limited_per_account(browser):
+def test_failed_attempts_are_limited_per_account_and_address(app, browser):
     for _ in range(5):
         assert browser.login("a@example.com", "wrong").status_code == 401
-    response = browser.login("a@example.com")  # even the right password, for now
+    response = browser.login("a@example.com")  # from this address, even the right password
     assert response.status_code == 429
     assert "Too many failed sign-ins" in response.get_data(as_text=True)
     assert browser.login("b@example.com").status_code == 302  # other accounts are fine
+    # Whoever failed from there cannot lock the owner out: from elsewhere, it signs in.
+    elsewhere = Browser(app.test_client())
+    elsewhere.client.environ_base["REMOTE_ADDR"] = "192.0.2.7"
+    assert elsewhere.login("a@example.com").status_code == 302
 
 
 def test_successful_sign_ins_do_not_count(browser):
