@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+
 import pytest
 
 from dashboard import create_app
@@ -9,6 +13,7 @@ from dashboard.extensions import db
 from dashboard.live import events
 from dashboard.services.connectors import create_connector
 from dashboard.services.permissions import SYSTEM
+from tests.servers import ROOT
 
 
 def test_refuses_to_start_without_secret_key(monkeypatch, tmp_path):
@@ -124,3 +129,63 @@ def test_security_headers(client):
     response = client.get("/healthz")
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["X-Frame-Options"] == "DENY"
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "POST"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/chargepoints/0",
+        "/api/v1/chargepoints/2147483648",
+        "/api/v1/connectors/0",
+        "/api/v1/connectors/99999999999",
+        "/api/v1/connectors/0/unlock",
+        "/api/v1/connectors/chargepoint/2147483648",
+        "/chargepoints/0",
+    ],
+)
+def test_ids_outside_the_database_range_are_not_found_for_every_method(method, path):
+    app = create_app({"TESTING": True, "SECRET_KEY": "x", "SQLALCHEMY_DATABASE_URI": "sqlite://"})
+    response = app.test_client().open(path, method=method)
+    assert response.status_code == 404 and "Allow" not in response.headers
+
+
+def test_the_largest_id_still_matches():
+    app = create_app({"TESTING": True, "SECRET_KEY": "x", "SQLALCHEMY_DATABASE_URI": "sqlite://"})
+    adapter = app.url_map.bind("localhost")
+    assert adapter.match("/api/v1/chargepoints/2147483647")[1] == {"cp_id": 2**31 - 1}
+
+
+def test_private_answers_are_never_cached(client, world):
+    assert client.get("/login").headers["Cache-Control"] == "no-store"
+    assert client.get("/api/v1/chargepoints").headers["Cache-Control"] == "no-store"
+    with client.get("/static/css/app.css") as static:
+        assert "no-store" not in static.headers.get("Cache-Control", "")
+
+
+def _gunicorn(env: dict) -> subprocess.CompletedProcess:
+    """`gunicorn --check-config` with gunicorn.conf.py and `env`: reads the settings only."""
+    environment = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "WEB_CONCURRENCY")}
+    return subprocess.run(
+        [str(ROOT / ".venv/bin/gunicorn"), "-c", "gunicorn.conf.py", "--print-config", "wsgi:app"],
+        cwd=ROOT,
+        env={**environment, "SECRET_KEY": "x", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_gunicorn_runs_one_worker_without_redis():
+    result = _gunicorn({})
+    assert result.returncode == 0 and re.search(r"^workers\s*=\s*1$", result.stdout, re.M)
+
+
+def test_gunicorn_refuses_several_workers_without_redis():
+    result = _gunicorn({"WEB_CONCURRENCY": "2"})
+    assert result.returncode != 0 and "needs REDIS_URL" in result.stderr
+
+
+def test_gunicorn_runs_several_workers_with_redis():
+    result = _gunicorn({"WEB_CONCURRENCY": "3", "REDIS_URL": "redis://127.0.0.1:1/0"})
+    assert result.returncode == 0 and re.search(r"^workers\s*=\s*3$", result.stdout, re.M)

@@ -78,7 +78,8 @@ def list_chargepoints(user):
       description: "Permission `read.chargepoint`; company policy applies. Sorted by identity."
       tags: [chargepoints]
       parameters:
-        - {in: query, name: company_id, schema: {type: integer}}
+        - {in: query, name: company_id, schema: {type: integer, minimum: 0},
+           description: "Only this company's charge points (0 or absent: every company)"}
         - {in: query, name: q, schema: {type: string},
            description: "Text to find in the identity or the name"}
         - {in: query, name: page, schema: {type: integer, minimum: 1, default: 1}}

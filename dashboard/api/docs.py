@@ -9,6 +9,8 @@ from apispec.yaml_utils import load_operations_from_docstring
 from flask import current_app, render_template
 
 from dashboard.api import bp
+from dashboard.api.envelope import MAX_PAGE
+from dashboard.models.types import DECIMAL_PRECISION, DECIMAL_SCALE
 from dashboard.schemas.chargepoint import (
     ChargePointCreateSchema,
     ChargePointSchema,
@@ -21,6 +23,7 @@ from dashboard.schemas.commands import (
     ConnectorUnlockSchema,
 )
 from dashboard.schemas.connector import (
+    MAX_ID,
     ConnectorCreateSchema,
     ConnectorDeleteSchema,
     ConnectorHistorySchema,
@@ -28,6 +31,7 @@ from dashboard.schemas.connector import (
     ConnectorUpdateSchema,
 )
 from dashboard.schemas.envelope import EmptySchema, request_envelope, response_envelope
+from dashboard.schemas.fields import DecimalString, StrictString
 
 # Components named as the specification names them (ConnectorCreateRequest, ...).
 _COMPONENTS = {
@@ -60,6 +64,70 @@ _ERRORS = {
 }
 
 
+# The errors of a call to a charge point (operations answering CommandResponse), and of a
+# change that may collide with existing data (writes).
+_COMMAND_ERRORS = {
+    "409": "The charge point is not connected",
+    "502": "The charge point answered with an error, or with an invalid answer",
+    "503": "The charge point is connected to another process, which cannot be reached now",
+    "504": "The charge point did not answer in time",
+}
+_WRITE_ERRORS = {"409": "The change collides with existing data (a duplicate, a reference)"}
+# What StrictString accepts: something besides white space, and no NUL character.
+_STRICT_TEXT = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+_NO_NUL = r"^[^\u0000]*$"
+
+
+def _strict_fields(converter, field, ret, **kwargs) -> dict:
+    """The rules of our own fields in the document. StrictString: not blank, no NUL
+    character (unless a pattern of the field's own already says more). DecimalString: a
+    non-negative decimal written as a string, within the column's digits."""
+    if isinstance(field, StrictString) and "pattern" not in ret:
+        return {"minLength": max(1, ret.get("minLength", 1)), "pattern": _STRICT_TEXT}
+    if isinstance(field, DecimalString):
+        whole = DECIMAL_PRECISION - DECIMAL_SCALE
+        return {
+            "type": "string",
+            "pattern": rf"^[0-9]{{1,{whole}}}(\.[0-9]{{1,{DECIMAL_SCALE}}})?$",
+            "example": "32.5",
+        }
+    return {}
+
+
+def _error(description: str) -> dict:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}},
+    }
+
+
+def _complete(operation: dict, method: str, path: str) -> None:
+    """What every operation shares: the bearer scheme, a required request body, the bounds
+    of ids in paths and of pages, and the errors it can answer."""
+    operation.setdefault("security", [{"bearer": []}])
+    if "requestBody" in operation:
+        operation["requestBody"].setdefault("required", True)
+    for parameter in operation.get("parameters", []):
+        schema = parameter.get("schema", {})
+        if parameter["name"] == "page":
+            schema.update(minimum=1, maximum=MAX_PAGE)
+        elif parameter["name"] == "per_page":
+            schema.update(minimum=1, maximum=current_app.config["API_PAGE_SIZE_MAX"])
+        elif schema.get("type") == "integer":  # ids, as `int_arg` and `<id:...>` take them
+            schema.setdefault("minimum", 1)
+            schema.setdefault("maximum", MAX_ID)
+        elif schema.get("type") == "string":  # `text_arg`: no NUL character
+            schema.setdefault("pattern", _NO_NUL)
+    errors = dict(_ERRORS)
+    answers = operation["responses"].get("200", {}).get("content", {}).get("application/json")
+    if answers and answers["schema"] == {"$ref": "#/components/schemas/CommandResponse"}:
+        errors.update(_COMMAND_ERRORS)
+    elif method in ("post", "put", "delete"):
+        errors.update(_WRITE_ERRORS)
+    for code, description in sorted(errors.items()):
+        operation["responses"].setdefault(code, _error(description))
+
+
 def _schema_refs(node):
     """Replace `schema: Name` strings of the docstrings with references to components."""
     if isinstance(node, dict):
@@ -76,11 +144,12 @@ def _schema_refs(node):
 
 def build_spec(app) -> dict:
     """The OpenAPI 3 document of every /api/v1 route of `app`."""
+    marshmallow = MarshmallowPlugin()
     spec = APISpec(
         title="Plugboard API",
         version="1.0.0",
         openapi_version="3.0.3",
-        plugins=[MarshmallowPlugin()],
+        plugins=[marshmallow],
         info={
             "description": "Connectors and charge points of Plugboard. Every request body "
             "is an envelope `{id, req_data, timestamp}`; every response is "
@@ -88,6 +157,7 @@ def build_spec(app) -> dict:
         },
         servers=[{"url": "/"}],
     )
+    marshmallow.converter.add_attribute_function(_strict_fields)
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     for name, schema in _COMPONENTS.items():
         spec.components.schema(name, schema=schema)
@@ -96,21 +166,9 @@ def build_spec(app) -> dict:
         if not rule.endpoint.startswith("api.") or not view.__doc__ or "---" not in view.__doc__:
             continue
         operations = _schema_refs(load_operations_from_docstring(view.__doc__))
-        for operation in operations.values():
-            operation.setdefault("security", [{"bearer": []}])
-            for code, description in _ERRORS.items():
-                operation["responses"].setdefault(
-                    code,
-                    {
-                        "description": description,
-                        "content": {
-                            "application/json": {
-                                "schema": {"$ref": "#/components/schemas/ErrorResponse"}
-                            }
-                        },
-                    },
-                )
         path = rule.rule.replace("<id:", "{").replace(">", "}")
+        for method, operation in operations.items():
+            _complete(operation, method, path)
         spec.path(path=path, operations=operations)
     return spec.to_dict()
 

@@ -177,9 +177,12 @@ def text_arg(name: str, max_length: int = 100) -> str | None:
     return raw.strip()[:max_length] or None
 
 
+MAX_PAGE = 10**6
+
+
 def page_args() -> tuple[int, int]:
     """`page` and `per_page` from the query string, within the configured bounds."""
-    page = int_arg("page", default=1, maximum=10**6)
+    page = int_arg("page", default=1, maximum=MAX_PAGE)
     per_page = int_arg("per_page", default=20, maximum=current_app.config["API_PAGE_SIZE_MAX"])
     return page, per_page
 

@@ -9,11 +9,14 @@ from marshmallow import Schema, fields, validate
 
 from dashboard.schemas.fields import UTCDateTime
 
+# The client's request id, echoed in the answer.
+_ID = validate.Length(min=1, max=128)
+
 
 class RequestEnvelopeSchema(Schema):
     """`ReqModel<T>`: `{id, req_data, timestamp}`; `req_data` is checked by T's schema."""
 
-    id = fields.String(required=True, validate=validate.Length(min=1, max=128))
+    id = fields.String(required=True, validate=_ID)
     req_data = fields.Dict(required=True)
     timestamp = UTCDateTime()
 
@@ -74,7 +77,7 @@ def request_envelope(data_schema: type[Schema]):
     """`ReqModel<T>` for T = `data_schema`, for the OpenAPI document."""
     return Schema.from_dict(
         {
-            "id": fields.String(required=True),
+            "id": fields.String(required=True, validate=_ID),
             "req_data": fields.Nested(data_schema, required=True),
             "timestamp": UTCDateTime(),
         },

@@ -128,6 +128,8 @@ def test_admission(live_port, world):
     cookie = _signed_in_cookie(live_port, "a@example.com")
     assert _status(live_port, {"Cookie": cookie, "Origin": "http://evil.example"}) == 403
     assert _status(live_port, {"Cookie": cookie}) == 403
+    secure_twin = f"https://127.0.0.1:{live_port}"  # same host, another origin
+    assert _status(live_port, {"Cookie": cookie, "Origin": secure_twin}) == 403
     assert _status(live_port, {"Cookie": cookie, "Origin": site}) == 101
 
 

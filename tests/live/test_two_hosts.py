@@ -11,9 +11,11 @@ import pytest
 from websockets.asyncio.client import connect
 
 from dashboard.extensions import db
+from dashboard.live.views import ACCOUNT_CHANGED
 from dashboard.services.connectors import create_connector
 from dashboard.services.permissions import SYSTEM
 from tests.conftest import LIVE_SERVER_ENV
+from tests.live.test_access import SignedIn, _closed_by
 from tests.live.test_channel import _signed_in_cookie
 from tests.ocpp.conftest import Session, open_socket
 from tests.servers import start_gunicorn, stop_process
@@ -139,3 +141,17 @@ def test_reconnect_to_the_other_server_closes_the_first_socket(setup, world):
             return first.close_code
 
     assert asyncio.run(scenario()) == 1000
+
+
+def test_deactivation_on_one_server_closes_the_users_sockets_on_the_other(setup, world):
+    host_a, host_b = setup
+    admin = SignedIn(host_a, "admin@example.com")
+    user = SignedIn(host_b, "a@example.com")
+
+    def deactivate():
+        admin.post_form(
+            f"/admin/users/{world.user_a}",
+            {"action": "update", "role": "company_user", "company_id": str(world.company_a)},
+        )
+
+    assert _closed_by(host_b, user.cookie, deactivate) == (ACCOUNT_CHANGED, 401)
