@@ -180,9 +180,11 @@ def delete_connector(user, connector_id: int):
       parameters:
         - {in: path, name: connector_id, required: true, schema: {type: integer}}
         - {in: query, name: connector_cp_id, schema: {type: integer},
-           description: "Instead of the body, for clients that cannot send one"}
+           description: "Instead of the body, for clients that cannot send one (then
+             without a body)"}
       requestBody:
-        required: false
+        description: "The envelope naming the connector's charge point; or, instead, the
+          query parameter connector_cp_id"
         content:
           application/json:
             schema: ConnectorDeleteRequest

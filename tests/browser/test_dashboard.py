@@ -94,3 +94,29 @@ def test_company_user_sees_no_superadmin_controls(page_as, site, world, connecto
     page.goto(f"{site}/connectors")
     expect(page.locator(f"#connector-{world.cp_b}-1")).to_have_count(0)
     expect(page.get_by_label("Company")).to_have_count(0)
+
+
+def test_filters_sorts_and_pages_never_nest_a_table_in_itself(page_as, site, app, world):
+    from dashboard.services.chargepoints import create_chargepoint
+
+    with app.app_context():
+        for n in range(30):  # two pages of charge points (25 a page)
+            create_chargepoint(SYSTEM, identity=f"EXTRA-{n:02}", company_id=world.company_a)
+        db.session.commit()
+    page = page_as("admin@example.com")
+    page.get_by_label("Connection").select_option("offline")
+    expect(page).to_have_url(re.compile(r"connection=offline"))
+    page.get_by_role("link", name="Next →").click()
+    expect(page).to_have_url(re.compile(r"page=2"))
+    page.get_by_label("Sort by").select_option("name")
+    expect(page).to_have_url(re.compile(r"sort=name"))
+    expect(page.locator("#chargepoint-table")).to_have_count(1)
+    expect(page.locator("#chargepoint-table #chargepoint-table")).to_have_count(0)
+
+    page.get_by_role("link", name="Connectors").click()
+    page.get_by_label("Status").select_option("Available")
+    expect(page).to_have_url(re.compile(r"status=Available"))
+    page.get_by_label("Sort by").select_option("status")
+    expect(page).to_have_url(re.compile(r"sort=status"))
+    expect(page.locator("#connector-table")).to_have_count(1)
+    expect(page.locator("#connector-table #connector-table")).to_have_count(0)
