@@ -398,34 +398,45 @@ def delete_connector(cp_id: int, connector_id: int):
     return _commit(Response("", status=200))
 
 
-def _command(run):
-    """A call to the charge point, answered as a small fragment (htmx)."""
+def _command(output_id: str, run):
+    """A call to the charge point, answered as a small fragment (htmx) that takes the place
+    of the `<output>` element `output_id`."""
     try:
         answer = run()
         message, ok = f"Charge point answered: {answer.get('status')}", True
     except (Unavailable, ServiceUnavailable, UpstreamError, UpstreamTimeout) as exc:
         message, ok = exc.message, False
-    return render_template("pages/_command_result.html", message=message, ok=ok)
+    return render_template(
+        "pages/_command_result.html", message=message, ok=ok, output_id=output_id
+    )
 
 
 @bp.post("/chargepoints/<id:cp_id>/connectors/<id:connector_id>/availability")
 def connector_availability(cp_id: int, connector_id: int):
     """ChangeAvailability of a connector; `type` is Operative or Inoperative."""
     kind = _form_choice("type", AVAILABILITY_TYPES)
-    return _command(lambda: commands.change_availability(current_user, cp_id, connector_id, kind))
+    return _command(
+        f"answer-{cp_id}-{connector_id}",
+        lambda: commands.change_availability(current_user, cp_id, connector_id, kind),
+    )
 
 
 @bp.post("/chargepoints/<id:cp_id>/connectors/<id:connector_id>/unlock")
 def connector_unlock(cp_id: int, connector_id: int):
     """UnlockConnector."""
-    return _command(lambda: commands.unlock_connector(current_user, cp_id, connector_id))
+    return _command(
+        f"answer-{cp_id}-{connector_id}",
+        lambda: commands.unlock_connector(current_user, cp_id, connector_id),
+    )
 
 
 @bp.post("/chargepoints/<id:cp_id>/availability")
 def chargepoint_availability(cp_id: int):
     """ChangeAvailability of the whole charge point."""
     kind = _form_choice("type", AVAILABILITY_TYPES)
-    return _command(lambda: commands.change_availability(current_user, cp_id, 0, kind))
+    return _command(
+        f"answer-{cp_id}", lambda: commands.change_availability(current_user, cp_id, 0, kind)
+    )
 
 
 def _form_choice(name: str, choices):

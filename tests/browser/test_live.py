@@ -73,3 +73,93 @@ def test_company_user_page_ignores_other_companies(app, page_as, site, live_port
     page.wait_for_timeout(1000)
     assert received == []
     expect(page.locator(f"#connector-{world.cp_a}-1")).to_have_count(0)
+
+
+class ConnectedChargePoint:
+    """A charge point kept connected by a thread of its own while the browser works;
+    `status(...)` sends a StatusNotification from it."""
+
+    def __init__(self, ws_url: str, identity: str):
+        self.ws_url, self.identity = ws_url, identity
+        self.loop = asyncio.new_event_loop()
+        self.ready, self.errors = threading.Event(), []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        assert self.ready.wait(15), self.errors
+        return self
+
+    def _run(self):
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_until_complete(self._serve())
+        finally:
+            self.loop.close()
+
+    async def _serve(self):
+        try:
+            async with open_socket(self.ws_url, self.identity) as ws:
+                self.session = Session(ws, self.identity)
+                await self.session.boot()
+                self.done = asyncio.Event()
+                self.ready.set()
+                await self.done.wait()
+                await self.session.stop()
+        except Exception as exc:  # reported by the caller
+            self.errors.append(exc)
+            self.ready.set()
+
+    def status(self, connector_id: int, status: str) -> None:
+        future = asyncio.run_coroutine_threadsafe(
+            self.session.status(connector_id, status), self.loop
+        )
+        future.result(10)
+
+    def __exit__(self, *exc):
+        self.loop.call_soon_threadsafe(self.done.set)
+        self.thread.join(15)
+
+
+def test_an_open_edit_survives_a_live_update_and_says_what_changed(
+    app, page_as, site, live_port, world
+):
+    with app.app_context():
+        create_connector(SYSTEM, connector_id=1, connector_cp_id=world.cp_a, source="api")
+        db.session.commit()
+    page = page_as("admin@example.com")
+    with page.expect_websocket(lambda ws: "/live/ws" in ws.url):
+        page.goto(f"{site}/chargepoints/{world.cp_a}")
+    row = page.locator(f"#connector-{world.cp_a}-1")
+    row.get_by_role("button", name="Edit").click()
+    volt = row.locator("input[name=connector_max_volt]")
+    volt.fill("777")
+    with ConnectedChargePoint(f"ws://127.0.0.1:{live_port}/ocpp", "CP-A") as charge_point:
+        charge_point.status(1, "Charging")
+        expect(row.locator(".changed-meanwhile")).to_contain_text("now Charging")
+    expect(volt).to_have_value("777")  # the editor and what was typed are still there
+    row.get_by_role("button", name="Save").click()
+    expect(row.locator(".badge")).to_have_text("Charging")  # saved over the new state
+    expect(row).to_contain_text("777 V")
+
+
+def test_a_charge_points_answer_stays_through_live_updates_until_dismissed(
+    app, page_as, site, live_port, world
+):
+    with app.app_context():
+        create_connector(SYSTEM, connector_id=1, connector_cp_id=world.cp_a, source="api")
+        db.session.commit()
+    with ConnectedChargePoint(f"ws://127.0.0.1:{live_port}/ocpp", "CP-A") as charge_point:
+        page = page_as("admin@example.com")
+        with page.expect_websocket(lambda ws: "/live/ws" in ws.url):
+            page.goto(f"{site}/chargepoints/{world.cp_a}")
+        row = page.locator(f"#connector-{world.cp_a}-1")
+        row.get_by_role("button", name="Make inoperative").click()
+        answer = row.locator("output")
+        expect(answer).to_contain_text("Charge point answered: Accepted")
+        charge_point.status(1, "Unavailable")  # the row is updated live...
+        expect(row.locator(".badge")).to_have_text("Unavailable")
+        page.wait_for_timeout(500)
+        expect(answer).to_contain_text("Charge point answered: Accepted")  # ...the answer stays
+        answer.get_by_role("button", name="Dismiss this answer").click()
+        expect(answer).to_have_text("")
