@@ -2,6 +2,9 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# One stamp for what running needs, one for the test tools on top of it: `make run` installs
+# only the first.
+RUN_STAMP := $(VENV)/.run-$(shell cat requirements.txt | cksum | cut -d' ' -f1)
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 FLASK := $(BIN)/flask --app wsgi
 HOST ?= 127.0.0.1
@@ -9,8 +12,13 @@ PORT ?= 5000
 
 .PHONY: run test lint install system-packages bench
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(RUN_STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.txt
+	rm -f $(VENV)/.run-*
+	touch $(RUN_STAMP)
+
+$(STAMP): $(RUN_STAMP) requirements-dev.txt
 	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
@@ -27,7 +35,7 @@ instance/secret_key:
 
 # The demo: a SQLite file under instance/, migrated and seeded, served by gunicorn on
 # http://$(HOST):$(PORT)/ with simulated charge points connected.
-run: $(STAMP) instance/secret_key
+run: $(RUN_STAMP) instance/secret_key
 	$(FLASK) db upgrade
 	$(FLASK) seed-demo
 	HOST=$(HOST) PORT=$(PORT) ./scripts/run-demo

@@ -35,5 +35,9 @@ keepalive = 5
 # The arbiter's socket backlog: a charge point fleet reconnecting at once after an outage.
 backlog = 4096
 accesslog = os.environ.get("ACCESS_LOG") or None
+# gunicorn's control socket (for `gunicornc`) only where asked for: by default it would be
+# written under ~/.gunicorn/, outside the deployment, and shared by every server there.
+control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET") or "gunicorn.ctl"
+control_socket_disable = not os.environ.get("GUNICORN_CONTROL_SOCKET")
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info")

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import signal
 from datetime import UTC, datetime
 
 from ocpp.routing import on
@@ -192,11 +193,15 @@ async def simulate(
             )
         )
         await asyncio.sleep(0.01)  # do not knock on the server all at once
+    # Ctrl-C or a TERM ends the run, also in a background job (whose shell ignores SIGINT).
+    ended = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signal_number, ended.set)
     try:
-        if duration is None:
-            await asyncio.Event().wait()
-        else:
-            await asyncio.sleep(duration)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ended.wait(), duration)
     finally:
         stop.set()
         for task in tasks:

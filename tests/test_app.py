@@ -179,6 +179,8 @@ def _gunicorn(env: dict) -> subprocess.CompletedProcess:
 def test_gunicorn_runs_one_worker_without_redis():
     result = _gunicorn({})
     assert result.returncode == 0 and re.search(r"^workers\s*=\s*1$", result.stdout, re.M)
+    # and writes no control socket under ~/.gunicorn unless asked to
+    assert re.search(r"^control_socket_disable\s*=\s*True$", result.stdout, re.M)
 
 
 def test_gunicorn_refuses_several_workers_without_redis():

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import time
 
+import pytest
 from sqlalchemy import select
 
 from dashboard.extensions import db
 from dashboard.models import ChargePoint, ConnectorStatusHistory
 from dashboard.simulator import simulate
+from tests.servers import ROOT, free_port
 
 
 def test_simulated_chargepoints_report_statuses(app, server, world):
@@ -26,3 +32,29 @@ def test_simulated_chargepoints_report_statuses(app, server, world):
         assert not any(r.unexpected for r in rows if r.status != "Faulted")
         cp = db.session.get(ChargePoint, world.cp_a)
         assert (cp.vendor, cp.model, cp.status) == ("Plugboard", "Simulator", "Available")
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_the_simulator_stops_at_once_on_a_signal_even_as_a_background_job(
+    app, world, stop_signal, database_url, tmp_path
+):
+    """`make run` starts it in the background, where the shell ignores SIGINT."""
+    process = subprocess.Popen(
+        [
+            str(ROOT / ".venv/bin/flask"),
+            "--app",
+            "wsgi",
+            "simulate",
+            "--url",
+            f"ws://127.0.0.1:{free_port()}/ocpp",
+        ],  # nobody there: it keeps retrying
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": "x"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    time.sleep(3)
+    assert process.poll() is None
+    process.send_signal(stop_signal)
+    assert process.wait(timeout=5) == 0
