@@ -122,6 +122,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from dashboard.pages import bp as pages_bp
     from dashboard.pages.admin import bp as admin_bp
     from dashboard.schemas.fields import format_decimal
+    from dashboard.services.chargepoints import connection_state
 
     # API writes are protected by the Bearer token, or by csrf.protect() for sessions.
     csrf.exempt(api_bp)
@@ -133,6 +134,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(admin_bp)
     app.register_blueprint(live_bp)
     app.jinja_env.filters["decimal"] = lambda v: "—" if v is None else format_decimal(v)
+    app.jinja_env.globals["connection_state"] = connection_state
     register_error_handlers(app)
     register_commands(app)
     _configure_bus(app)

@@ -107,6 +107,21 @@ def test_docs_page_lists_endpoints(client):
     assert "ConnectorCreateRequest" in page
 
 
+def test_docs_page_reads_well(client):
+    page = client.get("/api/v1/docs").get_data(as_text=True)
+    assert "<main" in page and 'href="/"' in page  # a landmark, and the way back
+    assert "string of" not in page and "integer of" not in page
+    assert "`" not in page  # Markdown code spans are rendered as <code>
+    assert "<code>create.chargepoint</code>" in page
+    assert (
+        '<a href="#schema-ConnectorCreateRequest"><code>ConnectorCreateRequest</code></a>' in page
+    )
+    assert 'list of <a href="#schema-Connector">' in page
+    assert "<th></th>" not in page
+    # The errors every operation shares are described once, not in every operation.
+    assert page.count("Field validation failed") == 1
+
+
 def test_events_are_published_after_commit_only(app, world):
     received = []
     unsubscribe = events.subscribe(received.append)

@@ -3,10 +3,13 @@ views' docstrings, and a readable page rendered from it."""
 
 from __future__ import annotations
 
+import re
+
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from apispec.yaml_utils import load_operations_from_docstring
 from flask import current_app, render_template
+from markupsafe import Markup, escape
 
 from dashboard.api import bp
 from dashboard.api.envelope import MAX_PAGE
@@ -185,4 +188,13 @@ def openapi():
 def docs():
     """The API documentation, readable in a browser (public)."""
     spec = openapi()
-    return render_template("api/docs.html", spec=spec)
+    return render_template("api/docs.html", spec=spec, common_errors=_ERRORS)
+
+
+_CODE = re.compile(r"`([^`]+)`")
+
+
+@bp.app_template_filter("inline_code")
+def inline_code(text: str | None) -> Markup:
+    """The Markdown of the descriptions that they use: `code` spans; the rest escaped."""
+    return Markup(_CODE.sub(lambda m: f"<code>{m.group(1)}</code>", str(escape(text or ""))))

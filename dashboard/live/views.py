@@ -66,13 +66,7 @@ def _fragments(socket_view: str, scope: int | None, event: dict) -> str:
             return ""
         if not _may_see(scope, connector.chargepoint):
             return delete
-        return render_template(
-            "pages/_connector_row.html",
-            connector=connector,
-            oob=True,
-            show_chargepoint=socket_view == "connectors",
-            cp_online=chargepoint_service.connection_state(connector.chargepoint) != "offline",
-        )
+        return _connector_rows(socket_view, [connector])
     reads_only()
     cp = db.session.get(ChargePoint, cp_id)
     if cp is None or not _may_see(scope, cp):
@@ -88,13 +82,41 @@ def _fragments(socket_view: str, scope: int | None, event: dict) -> str:
             statuses=STATUSES,
             connection_state=chargepoint_service.connection_state,
         )
+    # Its connectors' rows show their status as current or as last known, by whether the
+    # charge point is connected, and its name (and company) beside them.
+    rows = ""
+    if event["action"] in ROW_CHANGING_ACTIONS:
+        rows = _connector_rows(
+            socket_view,
+            db.session.scalars(
+                select(Connector)
+                .where(Connector.connector_cp_id == cp.id)
+                .options(joinedload(Connector.chargepoint).joinedload(ChargePoint.company))
+            ).all(),
+        )
     if socket_view == "chargepoint":
         state = chargepoint_service.connection_state(cp)
-        return (
+        return rows + (
             f'<span class="badge conn-{state}" id="connection-{cp.id}" '
             f'hx-swap-oob="true">{state}</span>'
         )
-    return ""
+    return rows
+
+
+# What a charge point event changes in its connectors' rows too.
+ROW_CHANGING_ACTIONS = frozenset({"connected", "disconnected", "updated"})
+
+
+def _connector_rows(socket_view: str, connectors) -> str:
+    return "".join(
+        render_template(
+            "pages/_connector_row.html",
+            connector=connector,
+            oob=True,
+            show_chargepoint=socket_view == "connectors",
+        )
+        for connector in connectors
+    )
 
 
 class _Rendering:

@@ -113,7 +113,6 @@ def overview():
         companies=_companies(),
         states=chargepoint_service.CONNECTION_STATES,
         sorts=list(chargepoint_service.CHARGEPOINT_SORTS),
-        connection_state=chargepoint_service.connection_state,
         statuses=STATUSES,
     )
 
@@ -230,6 +229,8 @@ CSV_COLUMNS = [
     "connector_id",
     "connector_type",
     "connector_status",
+    "chargepoint_connection",
+    "chargepoint_last_seen",
     "connector_error_code",
     "connector_enabled",
     "connector_max_volt",
@@ -268,6 +269,8 @@ def connectors_csv():
                             connector.connector_id,
                             connector.connector_type,
                             connector.connector_status,
+                            chargepoint_service.connection_state(cp),
+                            format_datetime(cp.last_seen) if cp.last_seen else "",
                             connector.connector_error_code,
                             "yes" if connector.connector_enabled else "no",
                             connector.connector_max_volt,
@@ -302,17 +305,9 @@ def _commit(response):
 
 def _row(connector, status: int = 200):
     return Response(
-        render_template(
-            "pages/_connector_row.html",
-            connector=connector,
-            cp_online=_online(connector.chargepoint),
-        ),
+        render_template("pages/_connector_row.html", connector=connector),
         status=status,
     )
-
-
-def _online(cp) -> bool:
-    return chargepoint_service.connection_state(cp) != "offline"
 
 
 @bp.post("/chargepoints/<id:cp_id>/connectors")

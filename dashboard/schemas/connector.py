@@ -10,7 +10,9 @@ from dashboard.schemas.fields import (
     StrictInteger,
     StrictString,
     UTCDateTime,
+    format_datetime,
 )
+from dashboard.services.chargepoints import CONNECTION_STATES, connection_state
 from dashboard.services.status import ERROR_CODES, STATUSES
 
 # PostgreSQL's integer: the largest id any key column can hold.
@@ -40,6 +42,20 @@ class ConnectorSchema(Schema):
     connector_max_amp = DecimalString(allow_none=True)
     connector_created = UTCDateTime()
     connector_updated = UTCDateTime()
+    # Whether connector_status is current: "online" when its charge point is connected;
+    # "stale" or "offline" make it the last status known, reported before `last_seen`.
+    chargepoint_connection = fields.Function(
+        lambda connector: connection_state(connector.chargepoint),
+        metadata={"enum": list(CONNECTION_STATES)},
+    )
+    chargepoint_last_seen = fields.Function(
+        lambda connector: (
+            format_datetime(connector.chargepoint.last_seen)
+            if connector.chargepoint.last_seen
+            else None
+        ),
+        metadata={"type": "string", "format": "date-time", "nullable": True},
+    )
 
 
 class ConnectorCreateSchema(Schema):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from sqlalchemy import Select, false, select
+from sqlalchemy.orm import contains_eager
 
 from dashboard.models import ChargePoint, Connector, User
 
@@ -40,7 +41,13 @@ def _chargepoints_in(scope: int | None) -> Select:
 
 @lru_cache(maxsize=4096)
 def _connectors_in(scope: int | None) -> Select:
-    query = select(Connector).join(ChargePoint, Connector.connector_cp_id == ChargePoint.id)
+    # The charge point comes with each connector (its connection says whether the status
+    # is current): the join is there for company policy anyway.
+    query = (
+        select(Connector)
+        .join(ChargePoint, Connector.connector_cp_id == ChargePoint.id)
+        .options(contains_eager(Connector.chargepoint))
+    )
     condition = _company_filter(scope)
     return query if condition is None else query.where(condition)
 

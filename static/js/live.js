@@ -13,6 +13,86 @@
     });
   }
 
+  // What the list filters on screen ask for, from the filter form ("" means any).
+  var FILTERS = { status: "status", error_code: "errorCode", type: "type",
+    enabled: "enabled", company: "company", connection: "connection" };
+
+  function matches(row) {
+    var form = document.querySelector("form.filters");
+    if (!form) { return true; }
+    var values = new FormData(form);
+    for (var name in FILTERS) {
+      var wanted = (values.get(name) || "").trim();
+      var attribute = row.dataset[FILTERS[name]];
+      if (wanted && attribute !== undefined && attribute !== wanted) { return false; }
+    }
+    var text = (values.get("q") || "").trim().toLowerCase();
+    return !text || (row.dataset.search || "").indexOf(text) >= 0;
+  }
+
+  // Changes the list on screen cannot show in place: rows that came to match its
+  // filters (not on this page yet) and rows that stopped matching (marked, until shown).
+  var arrived = {};
+  var left = {};
+
+  function notify() {
+    var notice = document.querySelector(".live-notice");
+    if (!notice) { return; }
+    var parts = [];
+    var news = Object.keys(arrived).length;
+    var gone = Object.keys(left).length;
+    if (news) { parts.push(news + " new matching"); }
+    if (gone) { parts.push(gone + " no longer matching"); }
+    notice.querySelector("span").textContent = parts.join(", ") + ".";
+    notice.hidden = parts.length === 0;
+  }
+
+  function forget() { arrived = {}; left = {}; notify(); }
+
+  // The live channel's messages, before htmx swaps them: a row on screen is updated in
+  // place (and marked when it no longer matches the filters); a row not on screen that
+  // now matches is counted in the notice; the rest (rows of other pages or filters, or
+  // targets this page does not show) is dropped, so that no swap looks for what is not
+  // there.
+  htmx.defineExtension("live-filter", {
+    transformResponse: function (text) {
+      var template = document.createElement("template");
+      template.innerHTML = text;
+      var kept = [];
+      Array.prototype.forEach.call(template.content.children, function (element) {
+        var existing = element.id && document.getElementById(element.id);
+        var isRow = element.tagName === "TR" && element.hasAttribute("data-search");
+        if (!isRow) {
+          if (existing) { kept.push(element.outerHTML); }
+          return;
+        }
+        if (matches(element)) {
+          delete left[element.id];
+          if (existing) { kept.push(element.outerHTML); } else { arrived[element.id] = true; }
+        } else if (existing) {
+          left[element.id] = true;
+          element.classList.add("no-longer-matching");
+          element.setAttribute("title", "No longer matches the filters: leaves when the list is shown again");
+          kept.push(element.outerHTML);
+        } else {
+          delete arrived[element.id];
+        }
+      });
+      notify();
+      return kept.join("");
+    }
+  });
+
+  document.body.addEventListener("click", function (event) {
+    if (event.target.closest && event.target.closest("[data-live-show]")) {
+      forget();
+      refresh();
+    }
+  });
+  document.body.addEventListener("htmx:afterSwap", function (event) {
+    if (event.detail.target && event.detail.target.hasAttribute("data-live-refresh")) { forget(); }
+  });
+
   document.body.addEventListener("htmx:wsOpen", function () {
     if (opened) { refresh(); }
     opened = true;

@@ -4,6 +4,7 @@ an open page, without a reload."""
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 
 from playwright.sync_api import expect
@@ -163,3 +164,62 @@ def test_a_charge_points_answer_stays_through_live_updates_until_dismissed(
         expect(answer).to_contain_text("Charge point answered: Accepted")  # ...the answer stays
         answer.get_by_role("button", name="Dismiss this answer").click()
         expect(answer).to_have_text("")
+
+
+def test_a_charge_point_going_offline_marks_its_statuses_last_known_within_a_second(
+    app, page_as, site, live_port, world
+):
+    with app.app_context():
+        create_connector(SYSTEM, connector_id=1, connector_cp_id=world.cp_a, source="api")
+        db.session.commit()
+    with ConnectedChargePoint(f"ws://127.0.0.1:{live_port}/ocpp", "CP-A") as charge_point:
+        charge_point.status(1, "Charging")
+        page = page_as("admin@example.com")
+        with page.expect_websocket(lambda ws: "/live/ws" in ws.url):
+            page.goto(f"{site}/connectors")
+        badge = page.locator(f"#connector-{world.cp_a}-1 .badge")
+        expect(badge).to_have_text("Charging")
+        expect(badge).not_to_have_class(re.compile("last-known"))
+    # The charge point has gone (its socket closed): the row says so, without a reload.
+    expect(badge).to_have_class(re.compile("last-known"), timeout=1500)
+    expect(page.locator(f"#connector-{world.cp_a}-1")).to_contain_text("last known · offline")
+
+
+def test_a_filtered_list_stays_true_to_its_filter_without_console_errors(
+    app, page_as, site, live_port, world
+):
+    with app.app_context():
+        for number, status in ((1, "Available"), (2, "Charging"), (3, "Charging")):
+            create_connector(
+                SYSTEM,
+                connector_id=number,
+                connector_cp_id=world.cp_a,
+                connector_status=status,
+                source="api",
+            )
+        db.session.commit()
+    page = page_as("admin@example.com")
+    problems = []
+    page.on("console", lambda message: message.type == "error" and problems.append(message.text))
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    with page.expect_websocket(lambda ws: "/live/ws" in ws.url):
+        page.goto(f"{site}/connectors?status=Available")
+    first, second = (page.locator(f"#connector-{world.cp_a}-{n}") for n in (1, 2))
+    expect(first).to_be_visible()
+    expect(second).to_have_count(0)
+    with ConnectedChargePoint(f"ws://127.0.0.1:{live_port}/ocpp", "CP-A") as charge_point:
+        charge_point.status(1, "Charging")  # stops matching: marked, still there
+        charge_point.status(2, "Available")  # starts matching: offered
+        for n in range(20):  # traffic for a row that never matches: nothing to show
+            charge_point.status(3, "SuspendedEV" if n % 2 else "Charging")
+        notice = page.locator("#connector-table .live-notice")
+        expect(notice).to_contain_text("1 new matching, 1 no longer matching")
+        expect(first).to_have_class(re.compile("no-longer-matching"))
+        expect(second).to_have_count(0)
+        notice.get_by_role("button", name="Show").click()
+        expect(second).to_be_visible()
+        expect(first).to_have_count(0)
+        expect(notice).to_be_hidden()
+        expect(page.locator("#connector-table")).to_contain_text("1 in all")
+    page.wait_for_timeout(1500)  # the charge point's going offline arrives too
+    assert problems == []
