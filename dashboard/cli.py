@@ -210,5 +210,5 @@ def seed_demo() -> None:
                     connector_type=kind,
                     connector_max_volt=Decimal(volt),
                     connector_max_amp=Decimal(amp),
-                    source="ui",
+                    source="cli",
                 )

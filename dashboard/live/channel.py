@@ -36,6 +36,7 @@ class LiveSocket:
         self.company_id = company_id
         self.all_companies = all_companies
         self.cp_id = cp_id  # a charge point page wants only that charge point's events
+        self.connector_id: int | None = None  # a connector page, only that connector's
         self.user_id = user_id
         self._pending: OrderedDict[tuple, dict] = OrderedDict()
         self._lock = threading.Lock()
@@ -53,6 +54,11 @@ class LiveSocket:
         An event about a charge point that left the user's company is wanted too: its row
         must leave the page."""
         if self.cp_id is not None and event.get("cp_id") != self.cp_id:
+            return False
+        if self.connector_id is not None and event.get("connector_id") not in (
+            None,
+            self.connector_id,
+        ):
             return False
         return self.all_companies or self.company_id in (
             event.get("company_id"),

@@ -23,7 +23,7 @@ from dashboard.websocket import websocket_handler
 
 bp = Blueprint("live", __name__)
 log = logging.getLogger(__name__)
-VIEWS = ("overview", "chargepoint", "connectors")
+VIEWS = ("overview", "chargepoint", "connectors", "connector")
 # How often an idle socket checks that the browser is still there.
 KEEPALIVE = 25.0
 
@@ -51,6 +51,16 @@ def _fragments(socket_view: str, scope: int | None, event: dict) -> str:
     is checked against what that user may see *now*: a row of a charge point that has
     left the user's company is removed, never rendered."""
     cp_id = event["cp_id"]
+    if socket_view == "connector":
+        # A connector's page (its status, timeline, shares and history) is reloaded
+        # whole when that connector or its charge point's connection changes.
+        reads_only()
+        cp = db.session.get(ChargePoint, cp_id)
+        if cp is None or not _may_see(scope, cp):
+            return ""
+        if event["type"] == "chargepoint" and event["action"] not in ROW_CHANGING_ACTIONS:
+            return ""
+        return RESYNC
     if event["type"] == "connector" and socket_view != "overview":
         key = f"connector-{cp_id}-{event['connector_id']}"
         delete = f'<tr id="{key}" hx-swap-oob="delete"></tr>'
@@ -202,9 +212,11 @@ RESYNC = '<div id="live-resync" hx-swap-oob="true" data-resync="1"></div>'
 def live(ws):
     """Forward the user's events as fragments until the browser goes away."""
     view = request.args.get("view") if request.args.get("view") in VIEWS else "connectors"
-    cp_id = request.args.get("cp", type=int) if view == "chargepoint" else None
+    cp_id = request.args.get("cp", type=int) if view in ("chargepoint", "connector") else None
     user = current_user._get_current_object()
     socket = LiveSocket(user.company_id, user.is_superadmin, cp_id, user.id)
+    if view == "connector":
+        socket.connector_id = request.args.get("connector", type=int)
     rights = (user.can("update.connector"), user.can("delete.connector"))
     admitted = account_state(user.id)
     # Loading the user opened a transaction: give its connection back to the pool, or a

@@ -24,7 +24,7 @@ from dashboard.models.chargepoint import ChargePoint
 from dashboard.models.types import ExactDecimal, UTCDateTime, utcnow
 from dashboard.models.user import User
 
-HISTORY_SOURCES = ("ocpp", "api", "ui")
+HISTORY_SOURCES = ("ocpp", "api", "ui", "cli")
 
 
 class Connector(db.Model):

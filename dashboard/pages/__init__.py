@@ -158,7 +158,12 @@ def connector(cp_id: int, connector_id: int):
         current_user, cp_id, connector_id, since=since, until=until
     )
     length = PERIODS[period].total_seconds()
-    # The timeline, in the 0..1000 units of its SVG's viewBox.
+    # The timeline, in the 0..1000 units of its SVG's viewBox; the time before the first
+    # status known in the period is a band of its own ("no data"), so that the bands span
+    # their time and the blank is explained.
+    known_from = segments[0][0] if segments else until
+    if known_from > since:
+        segments = [(since, known_from, None), *segments]
     timeline = [
         (
             (start - since).total_seconds() / length * 1000,
@@ -169,6 +174,7 @@ def connector(cp_id: int, connector_id: int):
         )
         for start, end, status in segments
     ]
+    covered = (until - known_from).total_seconds()
     history = connector_service.connector_history(
         current_user, cp_id, connector_id, page=_number("page", 1), per_page=25
     )
@@ -180,6 +186,9 @@ def connector(cp_id: int, connector_id: int):
         history=history,
         share=share,
         timeline=timeline,
+        covered=covered,
+        coverage=covered / length,
+        known_from=known_from,
         since=since,
         until=until,
         period=period,

@@ -5,10 +5,15 @@
   "use strict";
   var opened = false;
 
+  // Each part is cut from the whole page (HX-Boosted asks the server for the page, not
+  // its main fragment), so that a page may mark several parts.
   function refresh() {
     document.querySelectorAll("[data-live-refresh]").forEach(function (element) {
+      // Each from its own source: requests of one source queue, and htmx keeps only the
+      // last one queued.
       htmx.ajax("GET", window.location.pathname + window.location.search, {
-        target: "#" + element.id, select: "#" + element.id, swap: "outerHTML"
+        source: element, target: "#" + element.id, select: "#" + element.id,
+        swap: "outerHTML", headers: { "HX-Boosted": "true" }
       });
     });
   }

@@ -223,3 +223,23 @@ def test_a_filtered_list_stays_true_to_its_filter_without_console_errors(
         expect(page.locator("#connector-table")).to_contain_text("1 in all")
     page.wait_for_timeout(1500)  # the charge point's going offline arrives too
     assert problems == []
+
+
+def test_the_connector_page_is_live(app, page_as, site, live_port, world):
+    with app.app_context():
+        create_connector(SYSTEM, connector_id=1, connector_cp_id=world.cp_a, source="api")
+        create_connector(SYSTEM, connector_id=2, connector_cp_id=world.cp_a, source="api")
+        db.session.commit()
+    with ConnectedChargePoint(f"ws://127.0.0.1:{live_port}/ocpp", "CP-A") as charge_point:
+        page = page_as("admin@example.com")
+        with page.expect_websocket(lambda ws: "/live/ws" in ws.url):
+            page.goto(f"{site}/chargepoints/{world.cp_a}/connectors/1")
+        page.evaluate("window.notReloaded = true")
+        expect(page.locator("#history-table tbody tr")).to_have_count(1)
+        charge_point.status(2, "Faulted")  # another connector: this page stays as it is
+        charge_point.status(1, "Charging")
+        expect(page.locator("#connector-heading .badge")).to_have_text("Charging")
+        expect(page.locator("#history-table tbody tr")).to_have_count(2)
+        expect(page.locator("#timeline rect.fill-charging")).to_have_count(1)
+        assert page.evaluate("window.notReloaded") is True
+        assert "Faulted" not in page.locator("#history-table").inner_text()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 import pytest
 from sqlalchemy import event
@@ -214,3 +215,15 @@ def test_queries_per_page_do_not_grow_with_rows(app, as_user, world, path):
     _add(app, world, 15, 100)
     many = _count_queries(app, browser, path)
     assert few == many
+
+
+def test_the_connector_timeline_spans_its_time_and_says_what_it_covers(as_user, world, connectors):
+    page = as_user("admin@example.com").text(f"/chargepoints/{world.cp_a}/connectors/1")
+    # The hours before the first status are a band of their own, the statuses after it.
+    bands = re.findall(r'<rect class="fill-(\w+)" x="([\d.e-]+)" y="0" width="([\d.e-]+)"', page)
+    timeline = bands[: page.split('id="timeline"')[1].count("<rect")]
+    assert timeline[0][0] == "nodata" and float(timeline[0][1]) == 0
+    end = float(timeline[-1][1]) + float(timeline[-1][2])
+    assert abs(end - 1000) < 0.01  # together they span the whole period
+    assert "Statuses known for" in page and "of the last 24h" in page
+    assert "nothing was recorded before" in page
