@@ -39,8 +39,9 @@ from dashboard.services.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
+from dashboard.services.pagination import sort_keys
 from dashboard.services.permissions import require
-from dashboard.services.status import ERROR_CODES, STATUSES
+from dashboard.services.status import ERROR_CODES, REGISTRATION_STATUSES, STATUSES
 
 bp = Blueprint("pages", __name__)
 create_schema = ConnectorCreateSchema()
@@ -84,6 +85,31 @@ def _text(name: str) -> str | None:
     return (request.args.get(name) or "").replace("\x00", "").strip()[:100] or None
 
 
+# What each sort offered in the lists reads as, both ways ("-key": reversed).
+CHARGEPOINT_SORT_LABELS = {
+    "identity": "Identity, A to Z",
+    "-identity": "Identity, Z to A",
+    "name": "Name, A to Z",
+    "-name": "Name, Z to A",
+    "company": "Company, A to Z",
+    "-company": "Company, Z to A",
+    "last_seen": "Last seen, latest first",
+    "-last_seen": "Last seen, earliest first",
+}
+CONNECTOR_SORT_LABELS = {
+    "chargepoint": "Charge point, A to Z",
+    "-chargepoint": "Charge point, Z to A",
+    "status": "Status, A to Z",
+    "-status": "Status, Z to A",
+    "type": "Type, A to Z",
+    "-type": "Type, Z to A",
+    "updated": "Updated, latest first",
+    "-updated": "Updated, earliest first",
+    "company": "Company, A to Z",
+    "-company": "Company, Z to A",
+}
+
+
 def _companies():
     """The companies a filter may offer: every one for a superadmin, none for others."""
     if not current_user.is_superadmin:
@@ -98,7 +124,7 @@ def overview():
         "company_id": _number("company") if current_user.is_superadmin else None,
         "text": _text("q"),
         "connection": _choice("connection", chargepoint_service.CONNECTION_STATES),
-        "sort": _choice("sort", chargepoint_service.CHARGEPOINT_SORTS, "identity"),
+        "sort": _choice("sort", sort_keys(chargepoint_service.CHARGEPOINT_SORTS), "identity"),
     }
     page = chargepoint_service.list_chargepoints(
         current_user, page=_number("page", 1), per_page=25, **filters
@@ -112,7 +138,7 @@ def overview():
         filters=filters,
         companies=_companies(),
         states=chargepoint_service.CONNECTION_STATES,
-        sorts=list(chargepoint_service.CHARGEPOINT_SORTS),
+        sorts=CHARGEPOINT_SORT_LABELS,
         statuses=STATUSES,
     )
 
@@ -120,10 +146,12 @@ def overview():
 @bp.get("/chargepoints/<id:cp_id>")
 def chargepoint(cp_id: int):
     """One charge point: its details and its connectors."""
-    return _chargepoint_page(cp_id)
+    return chargepoint_page(cp_id)
 
 
-def _chargepoint_page(cp_id: int, form=None, errors=None, status: int = 200):
+def chargepoint_page(cp_id: int, form=None, errors=None, status: int = 200):
+    """The charge point page; `form` and `errors` re-render one of its forms (adding a
+    connector, editing the charge point) with what was typed and the messages."""
     cp = chargepoint_service.get_chargepoint(current_user, cp_id)
     connectors = connector_service.list_connectors(current_user, cp_id)
     connection = chargepoint_service.connection_state(cp)
@@ -137,6 +165,8 @@ def _chargepoint_page(cp_id: int, form=None, errors=None, status: int = 200):
         errors=errors or {},
         statuses=STATUSES,
         error_codes=ERROR_CODES,
+        companies=_companies(),
+        registration_statuses=REGISTRATION_STATUSES,
     )
     return Response(html, status=status)
 
@@ -207,7 +237,7 @@ def _connector_filters() -> tuple[ConnectorFilters, str]:
         company_id=_number("company") if current_user.is_superadmin else None,
         text=_text("q"),
     )
-    return filters, _choice("sort", CONNECTOR_SORTS, "chargepoint")
+    return filters, _choice("sort", sort_keys(CONNECTOR_SORTS), "chargepoint")
 
 
 @bp.get("/connectors")
@@ -223,7 +253,7 @@ def connectors():
         page=page,
         filters=filters,
         sort=sort,
-        sorts=list(CONNECTOR_SORTS),
+        sorts=CONNECTOR_SORT_LABELS,
         statuses=STATUSES,
         error_codes=ERROR_CODES,
         companies=_companies(),
@@ -330,7 +360,7 @@ def add_connector(cp_id: int):
     except (Invalid, Conflict) as exc:
         db.session.rollback()
         errors = exc.errors or {"connector_id": [exc.message]}
-        return _chargepoint_page(cp_id, form=request.form, errors=errors, status=422)
+        return chargepoint_page(cp_id, form=request.form, errors=errors, status=422)
     db.session.commit()
     flash(f"Connector {loaded['connector_id']} added.")
     return redirect(url_for("pages.chargepoint", cp_id=cp_id))

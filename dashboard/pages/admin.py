@@ -10,8 +10,9 @@ from flask import Blueprint, Response, flash, redirect, render_template, request
 from flask_login import current_user, login_required
 
 from dashboard.extensions import db
+from dashboard.pages import chargepoint_page
 from dashboard.pages.forms import load
-from dashboard.schemas.chargepoint import ChargePointCreateSchema
+from dashboard.schemas.chargepoint import ChargePointCreateSchema, ChargePointUpdateSchema
 from dashboard.schemas.connector import MAX_ID
 from dashboard.services import accounts
 from dashboard.services import chargepoints as chargepoint_service
@@ -20,6 +21,7 @@ from dashboard.services.permissions import BUILTIN_ROLES
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 chargepoint_create_schema = ChargePointCreateSchema()
+chargepoint_update_schema = ChargePointUpdateSchema()
 
 
 @bp.before_request
@@ -169,16 +171,66 @@ def chargepoints():
                 for name, messages in (exc.errors or {"identity": [exc.message]}).items()
             }
     companies = [row[0] for row in accounts.list_companies(current_user)]
-    form = {k: v for k, v in request.form.items() if k != "auth_key"}
+    # After a success the form starts afresh (submitting it again would only conflict).
+    form = {} if created else {k: v for k, v in request.form.items() if k != "auth_key"}
     return _page(
         "admin/chargepoints.html",
         422 if errors else 200,
         form=form,
         errors=errors,
         created=created,
+        ocpp_url=ocpp_url(created.identity) if created else None,
         key=key if created else None,
         companies=companies,
     )
+
+
+@bp.post("/chargepoints/<id:cp_id>")
+def update_chargepoint(cp_id: int):
+    """Rename a charge point, move it to another company, set its registration status:
+    the form on its page, which shows the errors beside the fields."""
+    chargepoint_service.get_chargepoint(current_user, cp_id)  # 404 for no such one
+    data = {
+        "chargepoint_name": request.form.get("cp_name", ""),
+        "chargepoint_company_id": _form_id(request.form.get("cp_company_id")) or 0,
+        "chargepoint_registration_status": request.form.get("cp_registration_status", ""),
+    }
+    try:
+        loaded = load(chargepoint_update_schema, data)
+        chargepoint_service.update_chargepoint(
+            current_user,
+            cp_id,
+            name=loaded["chargepoint_name"],
+            company_id=loaded["chargepoint_company_id"],
+            registration_status=loaded["chargepoint_registration_status"],
+        )
+        db.session.commit()
+    except (Invalid, NotFound) as exc:  # NotFound: the company named
+        db.session.rollback()
+        errors = {
+            "cp_" + name.removeprefix("chargepoint_"): messages
+            for name, messages in (exc.errors or {"chargepoint_company_id": [exc.message]}).items()
+        }
+        return chargepoint_page(cp_id, form=request.form, errors=errors, status=422)
+    flash("Charge point saved.")
+    return redirect(url_for("pages.chargepoint", cp_id=cp_id))
+
+
+@bp.delete("/chargepoints/<id:cp_id>")
+def delete_chargepoint(cp_id: int):
+    """Delete a charge point with its connectors and their history (htmx, after the
+    browser's confirmation); the browser then goes to the overview."""
+    name = chargepoint_service.get_chargepoint(current_user, cp_id).name
+    chargepoint_service.delete_chargepoint(current_user, cp_id)
+    db.session.commit()
+    flash(f"Charge point {name} deleted.")
+    return Response("", headers={"HX-Redirect": url_for("pages.overview")})
+
+
+def ocpp_url(identity: str) -> str:
+    """The address a charge point connects to, as this request reached the server: ws://
+    or wss:// (a WebSocket route), this host."""
+    return url_for("ocpp16.ocpp", identity=identity, _external=True)
 
 
 @bp.route("/tokens", methods=["GET", "POST"])

@@ -12,7 +12,7 @@ from dashboard.live.events import publish_after_commit
 from dashboard.models import ChargePoint, Company, Connector, User
 from dashboard.models.types import utcnow
 from dashboard.services.errors import Conflict, NotFound
-from dashboard.services.pagination import Page, paginate
+from dashboard.services.pagination import Page, ordering, paginate
 from dashboard.services.permissions import require
 from dashboard.services.visibility import chargepoints_visible_to
 
@@ -52,7 +52,8 @@ def list_chargepoints(
     per_page: int = 20,
 ) -> Page:
     """A page of the charge points `user` may see, filtered by company, by `text` (in the
-    identity or the name) and by connection state, sorted by one of CHARGEPOINT_SORTS."""
+    identity or the name) and by connection state, sorted by one of CHARGEPOINT_SORTS
+    ("-key": reversed)."""
     require(user, "read.chargepoint")
     query = chargepoints_visible_to(user).join(Company, ChargePoint.company_id == Company.id)
     if company_id is not None:
@@ -61,7 +62,7 @@ def list_chargepoints(
         query = query.where(text_matches(text, ChargePoint.identity, ChargePoint.name))
     if connection is not None:
         query = query.where(_connection_condition(connection))
-    return paginate(query.order_by(*CHARGEPOINT_SORTS[sort]), page, per_page)
+    return paginate(query.order_by(*ordering(CHARGEPOINT_SORTS, sort)), page, per_page)
 
 
 def text_matches(text: str, *columns):

@@ -16,7 +16,7 @@ from dashboard.models import ChargePoint, Company, Connector, ConnectorStatusHis
 from dashboard.models.types import utcnow
 from dashboard.services.chargepoints import text_matches, visible_chargepoint
 from dashboard.services.errors import Conflict, NotFound
-from dashboard.services.pagination import Page, paginate
+from dashboard.services.pagination import Page, ordering, paginate
 from dashboard.services.permissions import require
 from dashboard.services.status import is_expected_transition
 from dashboard.services.visibility import connectors_visible_to
@@ -89,7 +89,7 @@ def _search(user: User, filters: ConnectorFilters, sort: str):
         # The charge point's identity or name: a condition on one table, which the
         # database applies before the join (with the connector's info too, it could not).
         query = query.where(text_matches(filters.text, ChargePoint.identity, ChargePoint.name))
-    return query.order_by(*CONNECTOR_SORTS[sort])
+    return query.order_by(*ordering(CONNECTOR_SORTS, sort))
 
 
 def search_connectors(

@@ -10,6 +10,7 @@ from playwright.sync_api import expect
 from dashboard.extensions import db
 from dashboard.services.connectors import create_connector
 from dashboard.services.permissions import SYSTEM
+from tests.conftest import PASSWORD
 
 
 @pytest.fixture
@@ -120,3 +121,34 @@ def test_filters_sorts_and_pages_never_nest_a_table_in_itself(page_as, site, app
     expect(page).to_have_url(re.compile(r"sort=status"))
     expect(page.locator("#connector-table")).to_have_count(1)
     expect(page.locator("#connector-table #connector-table")).to_have_count(0)
+
+
+def test_times_are_shown_in_the_browsers_time_zone_with_utc_on_hover(
+    chromium, site, world, connectors
+):
+    context = chromium.new_context(timezone_id="Europe/Helsinki", locale="en-GB")
+    try:
+        page = context.new_page()
+        page.goto(f"{site}/login")
+        page.get_by_label("Email").fill("admin@example.com")
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        page.goto(f"{site}/connectors")
+        stamp = page.locator("#connector-table time[datetime]").first
+        expect(stamp).to_have_attribute("title", re.compile(r"UTC$"))  # exact, on hover
+        expect(stamp).to_contain_text("EET")  # the browser's zone (Helsinki, winter)
+        expect(stamp).to_contain_text(re.compile(r"· \d+ (s|min) ago"))
+    finally:
+        context.close()
+
+
+def test_headers_sort_the_list_and_a_second_click_reverses_it(page_as, site, world, connectors):
+    page = page_as("admin@example.com")
+    page.get_by_role("link", name="Connectors").click()
+    rows = page.locator("#connector-table tbody tr")
+    expect(rows.first).to_have_id(f"connector-{world.cp_a}-1")
+    page.locator("#connector-table th").get_by_role("link", name="Charge point").click()
+    expect(page).to_have_url(re.compile(r"sort=-chargepoint"))
+    expect(rows.first).to_have_id(f"connector-{world.cp_b}-1")
+    expect(page.locator("th[aria-sort=descending]")).to_contain_text("Charge point")
+    expect(page.get_by_label("Sort by")).to_have_value("-chargepoint")

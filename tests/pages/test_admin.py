@@ -120,6 +120,10 @@ def test_register_chargepoint_with_generated_key_shown_once(app, admin, world):
         assert cp.company_id == world.company_b and cp.check_auth_key(key.encode())
         assert key not in cp.auth_key_hash
     assert key not in admin.text("/admin/chargepoints")
+    # The address to give the charge point is this server's, and the form starts afresh.
+    assert '<code id="ocpp-url">ws://localhost/ocpp/NEW-01</code>' in page
+    form = page.split("<h2>Register a charge point</h2>")[1]
+    assert "NEW-01" not in form and "New one" not in form
 
 
 def test_register_chargepoint_errors_beside_fields(admin, world):
@@ -180,3 +184,58 @@ def test_a_nul_character_in_an_admin_form_is_a_400_page(app, admin, path, data):
     assert response.status_code == 400 and "NUL character" in response.get_data(as_text=True)
     with app.app_context():
         assert not any("\x00" in company.name for company in db.session.scalars(select(Company)))
+
+
+def test_a_charge_point_is_renamed_moved_and_given_a_registration_status_from_its_page(
+    app, admin, world
+):
+    page = admin.text(f"/chargepoints/{world.cp_a}")
+    assert 'id="manage-chargepoint"' in page
+    response = post(
+        admin,
+        f"/admin/chargepoints/{world.cp_a}",
+        {
+            "cp_name": "Renamed",
+            "cp_company_id": str(world.company_b),
+            "cp_registration_status": "Pending",
+        },
+    )
+    assert response.status_code == 302
+    with app.app_context():
+        cp = db.session.get(ChargePoint, world.cp_a)
+        assert (cp.name, cp.company_id, cp.registration_status) == (
+            "Renamed",
+            world.company_b,
+            "Pending",
+        )
+
+
+def test_charge_point_form_errors_are_shown_beside_the_fields_with_what_was_typed(admin, world):
+    response = post(
+        admin,
+        f"/admin/chargepoints/{world.cp_a}",
+        {"cp_name": "   ", "cp_company_id": "99999", "cp_registration_status": "Maybe"},
+    )
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert 'id="cp_name-error"' in page and 'id="cp_registration_status-error"' in page
+    assert '<details class="card manage" id="manage-chargepoint" open>' in page
+
+
+def test_a_charge_point_is_deleted_from_its_page(app, admin, world):
+    response = admin.client.delete(
+        f"/admin/chargepoints/{world.cp_a}", headers={"X-CSRFToken": admin.csrf("/")}
+    )
+    assert response.status_code == 200 and response.headers["HX-Redirect"] == "/"
+    with app.app_context():
+        assert db.session.get(ChargePoint, world.cp_a) is None
+
+
+def test_company_users_get_no_charge_point_management(as_user, world):
+    browser = as_user("a@example.com")
+    assert 'id="manage-chargepoint"' not in browser.text(f"/chargepoints/{world.cp_a}")
+    response = browser.client.post(
+        f"/admin/chargepoints/{world.cp_a}",
+        data={"cp_name": "Mine now", "csrf_token": browser.csrf("/")},
+    )
+    assert response.status_code == 403
