@@ -36,6 +36,7 @@ def connectors(app, world):
 def test_sign_in_and_filter_connectors_changes_the_url(page_as, site, world, connectors):
     page = page_as("admin@example.com")
     page.get_by_role("link", name="Connectors").click()
+    page.wait_for_load_state()  # htmx is ready once the page has loaded
     expect(page.locator(f"#connector-{world.cp_b}-1")).to_be_visible()
     page.get_by_label("Status").select_option("Charging")
     expect(page).to_have_url(re.compile(r"status=Charging"))
@@ -115,6 +116,7 @@ def test_filters_sorts_and_pages_never_nest_a_table_in_itself(page_as, site, app
     expect(page.locator("#chargepoint-table #chargepoint-table")).to_have_count(0)
 
     page.get_by_role("link", name="Connectors").click()
+    page.wait_for_load_state()  # htmx is ready once the page has loaded
     page.get_by_label("Status").select_option("Available")
     expect(page).to_have_url(re.compile(r"status=Available"))
     page.get_by_label("Sort by").select_option("status")
@@ -145,6 +147,7 @@ def test_times_are_shown_in_the_browsers_time_zone_with_utc_on_hover(
 def test_headers_sort_the_list_and_a_second_click_reverses_it(page_as, site, world, connectors):
     page = page_as("admin@example.com")
     page.get_by_role("link", name="Connectors").click()
+    page.wait_for_load_state()  # htmx is ready once the page has loaded
     rows = page.locator("#connector-table tbody tr")
     expect(rows.first).to_have_id(f"connector-{world.cp_a}-1")
     page.locator("#connector-table th").get_by_role("link", name="Charge point").click()

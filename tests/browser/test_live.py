@@ -12,6 +12,7 @@ from playwright.sync_api import expect
 from dashboard.extensions import db
 from dashboard.services.connectors import create_connector
 from dashboard.services.permissions import SYSTEM
+from tests.conftest import PASSWORD
 from tests.ocpp.conftest import Session, open_socket
 
 
@@ -247,3 +248,58 @@ def test_the_connector_page_is_live(app, page_as, site, live_port, world):
         expect(page.locator("#timeline rect.fill-charging")).to_have_count(1)
         assert page.evaluate("window.notReloaded") is True
         assert "Faulted" not in page.locator("#history-table").inner_text()
+
+
+def test_a_minute_of_live_traffic_gives_no_console_error(app, chromium, site, live_port, world):
+    """Simulated charge points walk charging sessions for a minute while a filtered list,
+    the overview and a charge point page (one row being edited) are open."""
+    from dashboard.simulator import simulate
+
+    with app.app_context():
+        for cp_id in (world.cp_a, world.cp_b):
+            for number in (1, 2):
+                create_connector(SYSTEM, connector_id=number, connector_cp_id=cp_id, source="api")
+        db.session.commit()
+    context = chromium.new_context(viewport={"width": 1366, "height": 900})
+    problems, received = [], []
+    try:
+        page = context.new_page()
+        page.goto(f"{site}/login")
+        page.get_by_label("Email").fill("admin@example.com")
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(f"{site}/")
+        pages = [page, context.new_page(), context.new_page()]
+        for tab, path in zip(
+            pages, ["/", "/connectors?status=Charging", f"/chargepoints/{world.cp_a}"], strict=True
+        ):
+            tab.on("console", lambda m: m.type == "error" and problems.append(m.text))
+            tab.on("pageerror", lambda error: problems.append(str(error)))
+            with tab.expect_websocket(lambda ws: "/live/ws" in ws.url) as socket:
+                tab.goto(site + path)
+            frames: list = []
+            received.append(frames)
+            socket.value.on("framereceived", lambda frame, frames=frames: frames.append(frame))
+        pages[2].locator(f"#connector-{world.cp_a}-2").get_by_role("button", name="Edit").click()
+        traffic = threading.Thread(
+            target=lambda: asyncio.run(
+                simulate(
+                    f"ws://127.0.0.1:{live_port}/ocpp",
+                    ["CP-A", "CP-B"],
+                    connectors=2,
+                    rate=2,
+                    duration=60,
+                    seed=7,
+                )
+            )
+        )
+        traffic.start()
+        traffic.join(90)
+        pages[0].wait_for_timeout(1500)
+        assert not traffic.is_alive()
+        # Live updates did arrive on every page, and the editor stayed open all along.
+        assert all(len(frames) > 10 for frames in received), [len(f) for f in received]
+        assert pages[2].locator(f"#connector-{world.cp_a}-2.editing").count() == 1
+    finally:
+        context.close()
+    assert problems == []
