@@ -91,6 +91,15 @@ def from_environment() -> dict:
         # taken as a wrong clock (the event is then dated when received).
         "OCPP_MAX_CONNECTORS": _int("OCPP_MAX_CONNECTORS", 32),
         "OCPP_MAX_FUTURE_SECONDS": _int("OCPP_MAX_FUTURE_SECONDS", 900),
+        # Vendors whose DataTransfer messages are Accepted (comma-separated vendorIds);
+        # any other gets UnknownVendorId. Every message is recorded either way.
+        "OCPP_DATA_TRANSFER_VENDORS": frozenset(
+            v.strip()
+            for v in os.environ.get("OCPP_DATA_TRANSFER_VENDORS", "").split(",")
+            if v.strip()
+        ),
+        # Days sampled meter values are kept (`flask --app wsgi prune` removes older ones).
+        "METER_VALUES_RETENTION_DAYS": _int("METER_VALUES_RETENTION_DAYS", 90),
         # Forms and htmx send the token in a header set on <body>; API clients use Bearer tokens.
         "WTF_CSRF_HEADERS": ["X-CSRFToken", "X-CSRF-Token"],
         "WTF_CSRF_TIME_LIMIT": None,

@@ -1,11 +1,25 @@
 """The models, one module per entity; importing this package registers them all."""
 
 from dashboard.models.chargepoint import REGISTRATION_STATUSES, ChargePoint
+from dashboard.models.charging import (
+    AUTHORIZATION_MODES,
+    IDTAG_STATUSES,
+    DataTransferMessage,
+    IdTag,
+    MeterValue,
+    Transaction,
+)
 from dashboard.models.company import Company
 from dashboard.models.connector import HISTORY_SOURCES, Connector, ConnectorStatusHistory
 from dashboard.models.user import ApiToken, Role, User
 
 __all__ = [
+    "AUTHORIZATION_MODES",
+    "IDTAG_STATUSES",
+    "DataTransferMessage",
+    "IdTag",
+    "MeterValue",
+    "Transaction",
     "HISTORY_SOURCES",
     "REGISTRATION_STATUSES",
     "ApiToken",

@@ -50,6 +50,11 @@ class ChargePoint(db.Model):
     status: Mapped[str | None] = mapped_column(String(16))
     error_code: Mapped[str | None] = mapped_column(String(32))
     last_boot: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The latest DiagnosticsStatusNotification and FirmwareStatusNotification, and when.
+    diagnostics_status: Mapped[str | None] = mapped_column(String(16))
+    diagnostics_status_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    firmware_status: Mapped[str | None] = mapped_column(String(24))
+    firmware_status_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_seen: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Set while an OCPP connection is open (by whichever worker holds it), else None.
     connected_since: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -18,6 +18,9 @@ class Company(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(120), unique=True)
+    # How its charge points authorize id tags: "open" (every tag Accepted, unknown ones
+    # remembered as seen) or "list" (only its registered, valid tags).
+    authorization_mode: Mapped[str] = mapped_column(String(8), default="open")
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     def __repr__(self) -> str:

@@ -3,6 +3,7 @@ validated, handled through the services, committed, answered."""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from datetime import datetime
@@ -18,6 +19,7 @@ from dashboard.ocpp16.ingest import batcher
 from dashboard.ocpp16.validation import KNOWN_ACTIONS, parse_datetime, validate
 from dashboard.schemas.fields import format_datetime
 from dashboard.services import chargepoints as chargepoint_service
+from dashboard.services import charging
 from dashboard.services.status import CHARGEPOINT_STATUSES
 
 log = logging.getLogger(__name__)
@@ -120,10 +122,111 @@ def _event_time(connection, timestamp: str | None) -> datetime | None:
     return moment
 
 
+def _connector_number(payload: dict, *, allow_zero: bool) -> int:
+    """connectorId, within 1 (or 0) to OCPP_MAX_CONNECTORS; PropertyConstraintViolation
+    otherwise."""
+    number = payload["connectorId"]
+    highest = current_app.config["OCPP_MAX_CONNECTORS"]
+    if number > highest or (number == 0 and not allow_zero):
+        lowest = 0 if allow_zero else 1
+        raise OcppError(
+            frames.PROPERTY_CONSTRAINT_VIOLATION,
+            f"connectorId must be from {lowest} to {highest} here",
+            {"field": "connectorId"},
+        )
+    return number
+
+
+def _meter_values(items: list[dict]) -> list[tuple[datetime, list[dict]]]:
+    return [(parse_datetime(item["timestamp"]), item["sampledValue"]) for item in items]
+
+
+def authorize(connection, frame: Frame) -> dict:
+    """The tag's idTagInfo, by the charge point's company's tags and mode."""
+    chargepoint = _chargepoint(connection)
+    return {"idTagInfo": charging.id_tag_info(chargepoint, frame.payload["idTag"])}
+
+
+def start_transaction(connection, frame: Frame) -> dict:
+    """A transactionId, always (the same one for the same message sent again), and the
+    tag's idTagInfo: the charge point stops a transaction whose tag is not Accepted."""
+    payload = frame.payload
+    transaction, info = charging.start_transaction(
+        _chargepoint(connection),
+        connector_id=_connector_number(payload, allow_zero=False),
+        id_tag=payload["idTag"],
+        meter_start=payload["meterStart"],
+        timestamp=parse_datetime(payload["timestamp"]),
+        reservation_id=payload.get("reservationId"),
+    )
+    return {"transactionId": transaction.id, "idTagInfo": info}
+
+
+def stop_transaction(connection, frame: Frame) -> dict:
+    """Closes the transaction (a stop sent again, or for an id never given, is answered
+    all the same); idTagInfo when the stop names a tag."""
+    payload = frame.payload
+    info = charging.stop_transaction(
+        _chargepoint(connection),
+        transaction_id=payload["transactionId"],
+        meter_stop=payload["meterStop"],
+        timestamp=parse_datetime(payload["timestamp"]),
+        reason=payload.get("reason"),
+        id_tag=payload.get("idTag"),
+        transaction_data=_meter_values(payload.get("transactionData", [])),
+    )
+    return {} if info is None else {"idTagInfo": info}
+
+
+def meter_values(connection, frame: Frame) -> dict:
+    """Stores every sampled value; `{}` once committed."""
+    payload = frame.payload
+    charging.record_meter_values(
+        connection.cp_id,
+        _connector_number(payload, allow_zero=True),
+        payload.get("transactionId"),
+        _meter_values(payload["meterValue"]),
+    )
+    return {}
+
+
+def data_transfer(connection, frame: Frame) -> dict:
+    """Recorded; Accepted for a vendor listed in OCPP_DATA_TRANSFER_VENDORS, else
+    UnknownVendorId. Never an error."""
+    payload = frame.payload
+    data = payload.get("data")
+    status = charging.record_data_transfer(
+        _chargepoint(connection),
+        payload["vendorId"],
+        payload.get("messageId"),
+        data if data is None or isinstance(data, str) else json.dumps(data),
+    )
+    return {"status": status}
+
+
+def diagnostics_status_notification(connection, frame: Frame) -> dict:
+    """The latest diagnostics status, kept on the charge point."""
+    charging.record_diagnostics_status(_chargepoint(connection), frame.payload["status"])
+    return {}
+
+
+def firmware_status_notification(connection, frame: Frame) -> dict:
+    """The latest firmware status, kept on the charge point."""
+    charging.record_firmware_status(_chargepoint(connection), frame.payload["status"])
+    return {}
+
+
 HANDLERS = {
     "BootNotification": boot_notification,
     "Heartbeat": heartbeat,
     "StatusNotification": status_notification,
+    "Authorize": authorize,
+    "StartTransaction": start_transaction,
+    "StopTransaction": stop_transaction,
+    "MeterValues": meter_values,
+    "DataTransfer": data_transfer,
+    "DiagnosticsStatusNotification": diagnostics_status_notification,
+    "FirmwareStatusNotification": firmware_status_notification,
 }
 
 

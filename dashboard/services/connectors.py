@@ -205,7 +205,7 @@ def update_connector(
         apply_status(connector, status=status, error_code=error_code, source=source, user=user)
     elif db.session.is_modified(connector):
         connector.connector_updated = utcnow()
-        _announce(connector, "updated")
+        announce(connector, "updated")
     db.session.flush()
     return connector
 
@@ -214,7 +214,7 @@ def delete_connector(user: User, cp_id: int, connector_id: int) -> None:
     """Delete a connector and its status history."""
     require(user, "delete.connector")
     connector = _visible_connector(user, cp_id, connector_id)
-    _announce(connector, "deleted")
+    announce(connector, "deleted")
     db.session.delete(connector)
     db.session.flush()
 
@@ -294,11 +294,13 @@ def apply_status(
         connector.connector_created = now
     if source == "ocpp":
         connector.status_timestamp = event_time or now
-    _announce(connector, "created" if is_new else "updated")
+    announce(connector, "created" if is_new else "updated")
     return row
 
 
-def _announce(connector: Connector, action: str) -> None:
+def announce(connector: Connector, action: str) -> None:
+    """Tell the live pages (after the commit) that `connector` was created, updated or
+    deleted."""
     publish_after_commit(
         db.session,
         {

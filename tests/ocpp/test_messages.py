@@ -36,7 +36,8 @@ def exchange_after_boot(server, frame, identity="CP-A"):
         ([2, "m1", "Heartbeat", "not an object"], "FormationViolation"),
         ([2, "x" * 37, "Heartbeat", {}], "FormationViolation"),
         ([2, "m1", "Teleport", {}], "NotImplemented"),
-        ([2, "m1", "MeterValues", {"connectorId": 1, "meterValue": []}], "NotSupported"),
+        # A call of the central system's, sent by a charge point:
+        ([2, "m1", "Reset", {"type": "Hard"}], "NotSupported"),
         (
             [2, "m1", "StatusNotification", {"connectorId": 1, "status": "Available"}],
             "ProtocolError",
