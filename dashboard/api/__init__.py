@@ -4,4 +4,10 @@ from flask import Blueprint
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-from dashboard.api import chargepoints, connectors, docs  # noqa: E402,F401  (routes)
+from dashboard.api import (  # noqa: E402,F401  (routes)
+    chargepoints,
+    connectors,
+    docs,
+    idtags,
+    transactions,
+)

@@ -19,6 +19,14 @@ from dashboard.schemas.chargepoint import (
     ChargePointSchema,
     ChargePointUpdateSchema,
 )
+from dashboard.schemas.charging import (
+    IdTagCreateSchema,
+    IdTagSchema,
+    IdTagUpdateSchema,
+    MeterValueSchema,
+    TransactionDetailSchema,
+    TransactionSchema,
+)
 from dashboard.schemas.commands import (
     ChargePointAvailabilitySchema,
     CommandResultSchema,
@@ -55,6 +63,15 @@ _COMPONENTS = {
     "ChargePointAvailabilityRequest": request_envelope(ChargePointAvailabilitySchema),
     "CommandResponse": response_envelope(CommandResultSchema),
     "EmptyResponse": response_envelope(EmptySchema),
+    "Transaction": TransactionSchema,
+    "MeterValue": MeterValueSchema,
+    "TransactionPageResponse": response_envelope(TransactionSchema, paged=True),
+    "TransactionDetailResponse": response_envelope(TransactionDetailSchema),
+    "IdTag": IdTagSchema,
+    "IdTagCreateRequest": request_envelope(IdTagCreateSchema),
+    "IdTagUpdateRequest": request_envelope(IdTagUpdateSchema),
+    "IdTagResponse": response_envelope(IdTagSchema),
+    "IdTagPageResponse": response_envelope(IdTagSchema, paged=True),
     "ErrorResponse": response_envelope(None),
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime
 from decimal import Decimal
 from functools import wraps
 
@@ -178,6 +179,34 @@ def text_arg(name: str, max_length: int = 100) -> str | None:
 
 
 MAX_PAGE = 10**6
+
+
+def bool_arg(name: str) -> bool | None:
+    """`true` or `false` in the query string; None when absent; 422 otherwise."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return None
+    if raw in ("true", "false"):
+        return raw == "true"
+    raise ApiError(422, "Validation failed", {"errors": {name: ["Must be true or false."]}})
+
+
+def datetime_arg(name: str) -> datetime | None:
+    """An ISO 8601 date-time in the query string (UTC unless it says otherwise); None when
+    absent; 422 otherwise."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        moment = datetime.fromisoformat(raw.replace("z", "Z").replace(" ", "+"))
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise ApiError(
+            422,
+            "Validation failed",
+            {"errors": {name: ["An ISO 8601 date-time, like 2026-11-01T00:00:00Z."]}},
+        ) from None
+    return moment
 
 
 def page_args() -> tuple[int, int]:

@@ -9,11 +9,13 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from dashboard.extensions import db
 from dashboard.models import (
+    AUTHORIZATION_MODES,
     ChargePoint,
+    Company,
     Connector,
     DataTransferMessage,
     IdTag,
@@ -22,7 +24,12 @@ from dashboard.models import (
 )
 from dashboard.models.types import DECIMAL_PRECISION, DECIMAL_SCALE, utcnow
 from dashboard.schemas.fields import format_datetime
+from dashboard.services.chargepoints import text_matches, visible_chargepoint
 from dashboard.services.connectors import announce as announce_connector
+from dashboard.services.errors import Conflict, Invalid, NotFound
+from dashboard.services.pagination import Page, paginate
+from dashboard.services.permissions import require
+from dashboard.services.visibility import idtags_visible_to, transactions_visible_to
 
 ENERGY = "Energy.Active.Import.Register"
 POWER = "Power.Active.Import"
@@ -333,3 +340,181 @@ def record_firmware_status(chargepoint: ChargePoint, status: str) -> None:
     """The latest FirmwareStatusNotification, kept on the charge point."""
     chargepoint.firmware_status = status
     chargepoint.firmware_status_at = utcnow()
+
+
+# --- What users read and manage ------------------------------------------------------------
+
+
+def list_transactions(
+    user,
+    *,
+    cp_id: int | None = None,
+    connector_id: int | None = None,
+    id_tag: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    active: bool | None = None,
+    company_id: int | None = None,
+    page: int = 1,
+    per_page: int = 20,
+) -> Page:
+    """A page of the transactions `user` may see, newest first, narrowed by charge point,
+    connector, tag (case-insensitively), start time (from `since`, before `until`),
+    whether still going, and company."""
+    require(user, "read.transaction")
+    if cp_id is not None:
+        visible_chargepoint(user, cp_id)  # 404 for one the user may not see
+    query = transactions_visible_to(user)
+    conditions = {
+        Transaction.cp_id: cp_id,
+        Transaction.connector_id: connector_id,
+        ChargePoint.company_id: company_id,
+    }
+    for column, value in conditions.items():
+        if value is not None:
+            query = query.where(column == value)
+    if id_tag:  # idTokens compare case-insensitively
+        query = query.where(func.upper(Transaction.id_tag) == id_tag.upper())
+    if since is not None:
+        query = query.where(Transaction.start_timestamp >= since)
+    if until is not None:
+        query = query.where(Transaction.start_timestamp < until)
+    if active is True:
+        query = query.where(Transaction.stop_timestamp.is_(None), Transaction.orphan.is_(False))
+    elif active is False:
+        query = query.where(
+            (Transaction.stop_timestamp.is_not(None)) | Transaction.orphan.is_(True)
+        )
+    order = (Transaction.start_timestamp.desc().nulls_last(), Transaction.id.desc())
+    return paginate(query.order_by(*order), page, per_page)
+
+
+def get_transaction(user, transaction_id: int) -> Transaction:
+    """Transaction `transaction_id`, if `user` may see its charge point."""
+    require(user, "read.transaction")
+    found = db.session.scalar(transactions_visible_to(user).where(Transaction.id == transaction_id))
+    if found is None:
+        raise NotFound(f"Transaction {transaction_id} not found")
+    return found
+
+
+def transaction_meter_values(transaction: Transaction) -> list[MeterValue]:
+    """The sampled values of `transaction` (those still kept), in time order."""
+    if transaction.orphan:
+        return []
+    return list(
+        db.session.scalars(
+            select(MeterValue)
+            .where(
+                MeterValue.cp_id == transaction.cp_id,
+                MeterValue.transaction_id == transaction.id,
+            )
+            .order_by(MeterValue.timestamp, MeterValue.id)
+        )
+    )
+
+
+def list_idtags(
+    user, *, company_id: int | None = None, text: str | None = None, page=1, per_page=20
+) -> Page:
+    """A page of the id tags of the companies `user` may see, by tag."""
+    require(user, "read.idtag")
+    query = idtags_visible_to(user)
+    if company_id is not None:
+        query = query.where(IdTag.company_id == company_id)
+    if text:
+        query = query.where(text_matches(text, IdTag.tag, IdTag.note))
+    return paginate(query.order_by(IdTag.tag_key, IdTag.company_id), page, per_page)
+
+
+def get_idtag(user, idtag_id: int, permission: str = "read.idtag") -> IdTag:
+    """Id tag `idtag_id`, if `user` may see its company."""
+    require(user, permission)
+    found = db.session.scalar(idtags_visible_to(user).where(IdTag.id == idtag_id))
+    if found is None:
+        raise NotFound(f"Id tag {idtag_id} not found")
+    return found
+
+
+def _company(user, company_id: int) -> Company:
+    company = db.session.get(Company, company_id)
+    if company is None or not (user.is_superadmin or user.company_id == company_id):
+        raise NotFound(f"Company {company_id} not found")
+    return company
+
+
+def create_idtag(
+    user,
+    *,
+    company_id: int,
+    tag: str,
+    status: str = "Accepted",
+    expiry_date: datetime | None = None,
+    parent_tag: str | None = None,
+    note: str | None = None,
+) -> IdTag:
+    """Register `tag` for a company (adopting it if it was only seen)."""
+    require(user, "create.idtag")
+    _company(user, company_id)
+    found = db.session.scalar(
+        select(IdTag).where(IdTag.company_id == company_id, IdTag.tag_key == tag.upper())
+    )
+    if found is not None and found.registered:
+        raise Conflict(
+            f"The tag {tag!r} is registered for this company already",
+            {"tag": ["Already registered."]},
+        )
+    if found is None:
+        found = IdTag(company_id=company_id, tag_key=tag.upper())
+        db.session.add(found)
+    found.tag = tag
+    found.status = status
+    found.expiry = expiry_date
+    found.parent_tag = parent_tag
+    found.note = note
+    found.registered = True
+    db.session.flush()
+    return found
+
+
+_UNSET = object()
+
+
+def update_idtag(
+    user,
+    idtag_id: int,
+    *,
+    status: str | None = None,
+    expiry_date: object = _UNSET,
+    parent_tag: object = _UNSET,
+    note: object = _UNSET,
+    registered: bool | None = None,
+) -> IdTag:
+    """Change an id tag; any change to a tag only seen adopts it (registered)."""
+    found = get_idtag(user, idtag_id, "update.idtag")
+    if status is not None:
+        found.status = status
+    for name, value in (("expiry", expiry_date), ("parent_tag", parent_tag), ("note", note)):
+        if value is not _UNSET:
+            setattr(found, name, value)
+    found.registered = True if registered is None else registered
+    db.session.flush()
+    return found
+
+
+def delete_idtag(user, idtag_id: int) -> None:
+    """Forget an id tag (its transactions keep the tag they were started with)."""
+    found = get_idtag(user, idtag_id, "delete.idtag")
+    db.session.delete(found)
+    db.session.flush()
+
+
+def set_authorization_mode(user, company_id: int, mode: str) -> Company:
+    """How a company's charge points authorize tags: "open" or "list"."""
+    require(user, "update.idtag")
+    if mode not in AUTHORIZATION_MODES:
+        raise Invalid("Invalid mode", {"mode": [f"One of {', '.join(AUTHORIZATION_MODES)}."]})
+    company = _company(user, company_id)
+    company.authorization_mode = mode
+    db.session.flush()
+    return company

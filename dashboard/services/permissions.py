@@ -12,14 +12,18 @@ from dashboard.extensions import db
 from dashboard.models import Role, User
 from dashboard.services.errors import Forbidden
 
-RESOURCES = ("connector", "chargepoint")
+RESOURCES = ("connector", "chargepoint", "idtag")
 VERBS = ("create", "read", "update", "delete")
-PERMISSIONS = tuple(f"{verb}.{resource}" for resource in RESOURCES for verb in VERBS)
+# Transactions are written by charge points only: they are read.
+PERMISSIONS = (
+    *(f"{verb}.{resource}" for resource in RESOURCES for verb in VERBS),
+    "read.transaction",
+)
 
 BUILTIN_ROLES: dict[str, dict] = {
     "superadmin": {"permissions": list(PERMISSIONS), "all_companies": True},
     "company_user": {
-        "permissions": ["read.connector", "read.chargepoint"],
+        "permissions": ["read.connector", "read.chargepoint", "read.idtag", "read.transaction"],
         "all_companies": False,
     },
 }

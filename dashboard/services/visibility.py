@@ -12,7 +12,7 @@ from functools import lru_cache
 from sqlalchemy import Select, false, select
 from sqlalchemy.orm import contains_eager
 
-from dashboard.models import ChargePoint, Connector, User
+from dashboard.models import ChargePoint, Connector, IdTag, Transaction, User
 
 
 def _scope(user: User) -> int | None:
@@ -61,3 +61,24 @@ def connectors_visible_to(user: User) -> Select:
     """SELECT of the connectors `user` may see, joined to their charge point (the same
     object for the same scope)."""
     return _connectors_in(_scope(user))
+
+
+@lru_cache(maxsize=4096)
+def _transactions_in(scope: int | None) -> Select:
+    query = select(Transaction).join(ChargePoint, Transaction.cp_id == ChargePoint.id)
+    condition = _company_filter(scope)
+    return query if condition is None else query.where(condition)
+
+
+def transactions_visible_to(user: User) -> Select:
+    """SELECT of the transactions of the charge points `user` may see, joined to them."""
+    return _transactions_in(_scope(user))
+
+
+def idtags_visible_to(user: User) -> Select:
+    """SELECT of the id tags of the companies `user` may see."""
+    scope = _scope(user)
+    query = select(IdTag)
+    if scope is None:
+        return query
+    return query.where(IdTag.company_id == scope) if scope else query.where(false())

@@ -113,6 +113,22 @@ def upgrade():
         batch_op.add_column(sa.Column('meter_timestamp', dashboard.models.types.UTCDateTime(timezone=True), nullable=True))
 
 
+    # The built-in roles gain the permissions of id tags and transactions.
+    roles = sa.table("roles", sa.column("id", sa.Integer), sa.column("name", sa.String),
+                     sa.column("permissions", sa.JSON))
+    added = {
+        "superadmin": ["create.idtag", "read.idtag", "update.idtag", "delete.idtag",
+                       "read.transaction"],
+        "company_user": ["read.idtag", "read.transaction"],
+    }
+    connection = op.get_bind()
+    for role_id, name, permissions in connection.execute(
+        sa.select(roles.c.id, roles.c.name, roles.c.permissions)
+    ).all():
+        if name in added:
+            merged = list(permissions or []) + [p for p in added[name] if p not in (permissions or [])]
+            connection.execute(roles.update().where(roles.c.id == role_id).values(permissions=merged))
+
 
 def downgrade():
     with op.batch_alter_table('connectors', schema=None) as batch_op:
