@@ -135,6 +135,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(live_bp)
     app.jinja_env.filters["decimal"] = lambda v: "—" if v is None else format_decimal(v)
     app.jinja_env.globals["connection_state"] = connection_state
+    app.jinja_env.filters["kwh"] = lambda wh: "— kWh" if wh is None else f"{wh / 1000:.2f} kWh"
+    app.jinja_env.filters["kw"] = lambda w: "— kW" if w is None else f"{w / 1000:.1f} kW"
     register_error_handlers(app)
     register_commands(app)
     _configure_bus(app)

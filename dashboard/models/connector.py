@@ -53,6 +53,8 @@ class Connector(db.Model):
     energy_wh: Mapped[Decimal | None] = mapped_column(ExactDecimal)
     power_w: Mapped[Decimal | None] = mapped_column(ExactDecimal)
     meter_timestamp: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Energy delivered in the session going on (the register minus its meterStart).
+    session_energy_wh: Mapped[Decimal | None] = mapped_column(ExactDecimal)
     connector_created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     connector_updated: Mapped[datetime] = mapped_column(
         UTCDateTime, default=utcnow, onupdate=utcnow

@@ -3,6 +3,7 @@ htmx (an `HX-Request` that is not a boosted navigation)."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 from datetime import timedelta
@@ -28,12 +29,13 @@ from dashboard.pages.forms import connector_data
 from dashboard.schemas.connector import ConnectorCreateSchema, ConnectorUpdateSchema
 from dashboard.schemas.fields import format_datetime
 from dashboard.services import chargepoints as chargepoint_service
-from dashboard.services import commands
+from dashboard.services import charging, commands
 from dashboard.services import connectors as connector_service
 from dashboard.services.connectors import CONNECTOR_SORTS, ConnectorFilters
 from dashboard.services.errors import (
     Conflict,
     Invalid,
+    NotFound,
     ServiceUnavailable,
     Unavailable,
     UpstreamError,
@@ -174,6 +176,33 @@ def chargepoint_page(cp_id: int, form=None, errors=None, status: int = 200):
 PERIODS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 
 
+def session_chart(samples) -> dict | None:
+    """Power (kW) and energy (kWh) of a session over its time, as SVG polyline points in
+    a 1000 × 200 box, with the scales' tops; None before two samples of either."""
+    series = {"Power.Active.Import": [], charging.ENERGY: []}
+    for sample in samples:
+        if sample.measurand in series and sample.normalised is not None and not sample.phase:
+            series[sample.measurand].append((sample.timestamp, float(sample.normalised)))
+    moments = [moment for points in series.values() for moment, _ in points]
+    if len(moments) < 2:
+        return None
+    start, end = min(moments), max(moments)
+    span = (end - start).total_seconds() or 1.0
+    chart = {"start": start, "end": end}
+    for name, key in (("Power.Active.Import", "power"), (charging.ENERGY, "energy")):
+        points = series[name]
+        if key == "energy" and points:  # energy delivered in the session, from its start
+            first = points[0][1]
+            points = [(moment, value - first) for moment, value in points]
+        top = max((value for _, value in points), default=0.0) or 1.0
+        chart[key] = " ".join(
+            f"{(moment - start).total_seconds() / span * 1000:.1f},{200 - value / top * 190:.1f}"
+            for moment, value in points
+        )
+        chart[f"{key}_top"] = top / 1000  # kW, kWh
+    return chart
+
+
 @bp.get("/chargepoints/<id:cp_id>/connectors/<id:connector_id>")
 def connector(cp_id: int, connector_id: int):
     """One connector: its status history (timeline and table) and its time per status."""
@@ -208,6 +237,13 @@ def connector(cp_id: int, connector_id: int):
     history = connector_service.connector_history(
         current_user, cp_id, connector_id, page=_number("page", 1), per_page=25
     )
+    current = None
+    if found.transaction_id is not None:
+        with contextlib.suppress(NotFound):
+            current = charging.get_transaction(current_user, found.transaction_id)
+    recent = charging.list_transactions(
+        current_user, cp_id=cp_id, connector_id=connector_id, page=1, per_page=10
+    )
     return render_page(
         "pages/connector.html",
         "pages/_history_table.html",
@@ -218,6 +254,10 @@ def connector(cp_id: int, connector_id: int):
         timeline=timeline,
         covered=covered,
         coverage=covered / length,
+        current=current,
+        now=utcnow(),
+        chart=session_chart(charging.transaction_meter_values(current)) if current else None,
+        recent_sessions=recent,
         known_from=known_from,
         since=since,
         until=until,
@@ -291,34 +331,39 @@ def connectors_csv():
     filters, sort = _connector_filters()
     rows = connector_service.iter_connectors(current_user, filters, sort=sort)
 
+    def cells(connector):
+        cp = connector.chargepoint
+        return (
+            cp.identity,
+            cp.name,
+            cp.company.name,
+            connector.connector_id,
+            connector.connector_type,
+            connector.connector_status,
+            chargepoint_service.connection_state(cp),
+            format_datetime(cp.last_seen) if cp.last_seen else "",
+            connector.connector_error_code,
+            "yes" if connector.connector_enabled else "no",
+            connector.connector_max_volt,
+            connector.connector_max_amp,
+            connector.info,
+            format_datetime(connector.connector_updated),
+        )
+
+    return csv_download("connectors.csv", CSV_COLUMNS, rows, cells)
+
+
+def csv_download(filename: str, columns: list[str], rows, cells) -> Response:
+    """Stream `rows` (a generator that closes its cursor when closed) as a CSV file of
+    `columns`, each row's values given by `cells(row)`; no cell runs as a formula."""
+
     def generate():
         try:
             buffer = io.StringIO()
             writer = csv.writer(buffer)
-            writer.writerow(CSV_COLUMNS)
-            for connector in rows:
-                cp = connector.chargepoint
-                writer.writerow(
-                    [
-                        _cell(v)
-                        for v in (
-                            cp.identity,
-                            cp.name,
-                            cp.company.name,
-                            connector.connector_id,
-                            connector.connector_type,
-                            connector.connector_status,
-                            chargepoint_service.connection_state(cp),
-                            format_datetime(cp.last_seen) if cp.last_seen else "",
-                            connector.connector_error_code,
-                            "yes" if connector.connector_enabled else "no",
-                            connector.connector_max_volt,
-                            connector.connector_max_amp,
-                            connector.info,
-                            format_datetime(connector.connector_updated),
-                        )
-                    ]
-                )
+            writer.writerow(columns)
+            for row in rows:
+                writer.writerow([_cell(value) for value in cells(row)])
                 yield buffer.getvalue()
                 buffer.seek(0)
                 buffer.truncate()
@@ -329,7 +374,7 @@ def connectors_csv():
     return Response(
         stream_with_context(generate()),
         mimetype="text/csv",
-        headers={"Content-Disposition": 'attachment; filename="connectors.csv"'},
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
 
 
@@ -478,3 +523,6 @@ def _form_choice(name: str, choices):
     if value not in choices:
         raise Invalid(f"{name} must be one of {', '.join(choices)}")
     return value
+
+
+from dashboard.pages import sessions as _sessions  # noqa: E402,F401  (routes)

@@ -10,11 +10,13 @@ from flask import Blueprint, Response, flash, redirect, render_template, request
 from flask_login import current_user, login_required
 
 from dashboard.extensions import db
+from dashboard.models import AUTHORIZATION_MODES, IDTAG_STATUSES
 from dashboard.pages import chargepoint_page
 from dashboard.pages.forms import load
 from dashboard.schemas.chargepoint import ChargePointCreateSchema, ChargePointUpdateSchema
+from dashboard.schemas.charging import IdTagCreateSchema, IdTagUpdateSchema
 from dashboard.schemas.connector import MAX_ID
-from dashboard.services import accounts
+from dashboard.services import accounts, charging
 from dashboard.services import chargepoints as chargepoint_service
 from dashboard.services.errors import Conflict, Invalid, NotFound
 from dashboard.services.permissions import BUILTIN_ROLES
@@ -22,6 +24,8 @@ from dashboard.services.permissions import BUILTIN_ROLES
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 chargepoint_create_schema = ChargePointCreateSchema()
 chargepoint_update_schema = ChargePointUpdateSchema()
+idtag_create_schema = IdTagCreateSchema()
+idtag_update_schema = IdTagUpdateSchema()
 
 
 @bp.before_request
@@ -231,6 +235,73 @@ def ocpp_url(identity: str) -> str:
     """The address a charge point connects to, as this request reached the server: ws://
     or wss:// (a WebSocket route), this host."""
     return url_for("ocpp16.ocpp", identity=identity, _external=True)
+
+
+@bp.route("/idtags", methods=["GET", "POST"])
+def idtags():
+    """Id tags: each company's authorization mode, its tags (add, change status, adopt a
+    tag only seen, delete)."""
+    errors, form = {}, {}
+    if request.method == "POST":
+        action = request.form.get("action", "add")
+        try:
+            message = _idtag_action(action)
+            db.session.commit()
+            flash(message)
+            return redirect(url_for("admin.idtags"))
+        except (Invalid, Conflict, NotFound) as exc:
+            db.session.rollback()
+            errors = exc.errors or {"tag": [exc.message]}
+            form = {k: v for k, v in request.form.items()}
+    companies = [row[0] for row in accounts.list_companies(current_user)]
+    page = charging.list_idtags(current_user, page=_page_number(), per_page=50)
+    return _page(
+        "admin/idtags.html",
+        422 if errors else 200,
+        companies=companies,
+        page=page,
+        statuses=IDTAG_STATUSES,
+        modes=AUTHORIZATION_MODES,
+        form=form,
+        errors=errors,
+    )
+
+
+def _page_number() -> int:
+    raw = request.args.get("page", "")
+    return int(raw) if raw.isdigit() and 0 < int(raw) < 10**6 else 1
+
+
+def _idtag_action(action: str) -> str:
+    """Carry out one of the id tag page's forms; returns what to tell the user."""
+    if action == "mode":
+        company = charging.set_authorization_mode(
+            current_user,
+            _form_id(request.form.get("company_id")) or 0,
+            request.form.get("mode", ""),
+        )
+        return f"{company.name} authorizes in {company.authorization_mode} mode."
+    if action in ("status", "adopt", "delete"):
+        idtag_id = _form_id(request.form.get("idtag_id")) or 0
+        if action == "delete":
+            charging.delete_idtag(current_user, idtag_id)
+            return "Id tag deleted."
+        status = request.form.get("status") if action == "status" else None
+        loaded = load(idtag_update_schema, {"status": status} if status else {})
+        tag = charging.update_idtag(current_user, idtag_id, **loaded)
+        return f"Id tag {tag.tag} saved."
+    expiry = request.form.get("expiry_date", "").strip()
+    data = {
+        "company_id": _form_id(request.form.get("company_id")) or 0,
+        "tag": request.form.get("tag", ""),
+        "status": request.form.get("status", "Accepted"),
+        "expiry_date": f"{expiry}T23:59:59Z" if expiry else None,
+        "parent_tag": request.form.get("parent_tag", "").strip() or None,
+        "note": request.form.get("note", "").strip() or None,
+    }
+    loaded = load(idtag_create_schema, data)
+    tag = charging.create_idtag(current_user, **loaded)
+    return f"Id tag {tag.tag} registered."
 
 
 @bp.route("/tokens", methods=["GET", "POST"])

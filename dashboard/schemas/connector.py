@@ -48,6 +48,11 @@ class ConnectorSchema(Schema):
         lambda connector: connection_state(connector.chargepoint),
         metadata={"enum": list(CONNECTION_STATES)},
     )
+    # The session going on, if any: its transactionId, the energy it has delivered (Wh)
+    # and the power now (W), from the latest meter values.
+    transaction_id = fields.Integer(allow_none=True)
+    session_energy_wh = DecimalString(allow_none=True)
+    power_w = DecimalString(allow_none=True)
     chargepoint_last_seen = fields.Function(
         lambda connector: (
             format_datetime(connector.chargepoint.last_seen)

@@ -27,7 +27,7 @@ from dashboard.schemas.fields import format_datetime
 from dashboard.services.chargepoints import text_matches, visible_chargepoint
 from dashboard.services.connectors import announce as announce_connector
 from dashboard.services.errors import Conflict, Invalid, NotFound
-from dashboard.services.pagination import Page, paginate
+from dashboard.services.pagination import Page, ordering, paginate
 from dashboard.services.permissions import require
 from dashboard.services.visibility import idtags_visible_to, transactions_visible_to
 
@@ -119,6 +119,7 @@ def start_transaction(
     if connector is not None:
         connector.transaction_id = transaction.id
         connector.energy_wh = Decimal(meter_start)
+        connector.session_energy_wh = Decimal(0)
         connector.power_w = None
         connector.meter_timestamp = timestamp
         announce_connector(connector, "updated")
@@ -167,6 +168,7 @@ def stop_transaction(
     if connector is not None and connector.transaction_id == transaction.id:
         connector.transaction_id = None
         connector.energy_wh = Decimal(meter_stop)
+        connector.session_energy_wh = None
         connector.power_w = None
         connector.meter_timestamp = timestamp
         announce_connector(connector, "updated")
@@ -268,6 +270,7 @@ def record_meter_values(
 
 
 def _apply_latest(cp_id, connector_id, transaction_id, latest, peak) -> None:
+    transaction = None
     if transaction_id is not None:
         transaction = db.session.scalar(
             select(Transaction).where(
@@ -295,6 +298,11 @@ def _apply_latest(cp_id, connector_id, transaction_id, latest, peak) -> None:
         return  # late values (sent again after an outage): kept, not shown as now
     if ENERGY in latest:
         connector.energy_wh = latest[ENERGY][1]
+        if connector.transaction_id is not None:
+            if transaction is None or transaction.id != connector.transaction_id:
+                transaction = db.session.get(Transaction, connector.transaction_id)
+            if transaction is not None and transaction.meter_start is not None:
+                connector.session_energy_wh = latest[ENERGY][1] - transaction.meter_start
     if POWER in latest:
         connector.power_w = latest[POWER][1]
     connector.meter_timestamp = newest
@@ -345,7 +353,35 @@ def record_firmware_status(chargepoint: ChargePoint, status: str) -> None:
 # --- What users read and manage ------------------------------------------------------------
 
 
-def list_transactions(
+_DELIVERED = (
+    func.coalesce(Transaction.meter_stop, Transaction.last_energy_wh) - Transaction.meter_start
+)
+# Latest start first; most energy first. (Orphan stops have no start: where they sort
+# depends on the database.)
+TRANSACTION_SORTS = {
+    "start": (Transaction.start_timestamp.desc(), Transaction.id.desc()),
+    "energy": (_DELIVERED.desc(), Transaction.id.desc()),
+}
+
+
+def list_transactions(user, *, page: int = 1, per_page: int = 20, **filters) -> Page:
+    """A page of the transactions `user` may see (see `transactions_query`)."""
+    return paginate(transactions_query(user, **filters), page, per_page)
+
+
+def iter_transactions(user, **filters):
+    """Every transaction `list_transactions` would page through, streamed (exports);
+    closing the generator early closes the database cursor too."""
+    result = db.session.scalars(
+        transactions_query(user, **filters).execution_options(yield_per=500)
+    )
+    try:
+        yield from result
+    finally:
+        result.close()
+
+
+def transactions_query(
     user,
     *,
     cp_id: int | None = None,
@@ -355,12 +391,13 @@ def list_transactions(
     until: datetime | None = None,
     active: bool | None = None,
     company_id: int | None = None,
-    page: int = 1,
-    per_page: int = 20,
-) -> Page:
-    """A page of the transactions `user` may see, newest first, narrowed by charge point,
-    connector, tag (case-insensitively), start time (from `since`, before `until`),
-    whether still going, and company."""
+    text: str | None = None,
+    sort: str = "start",
+):
+    """The transactions `user` may see, newest first (or by `sort`, one of
+    TRANSACTION_SORTS, "-key" reversed), narrowed by charge point (its id, or `text` in
+    its identity or name), connector, tag (case-insensitively), start time (from `since`,
+    before `until`), whether still going, and company."""
     require(user, "read.transaction")
     if cp_id is not None:
         visible_chargepoint(user, cp_id)  # 404 for one the user may not see
@@ -375,6 +412,8 @@ def list_transactions(
             query = query.where(column == value)
     if id_tag:  # idTokens compare case-insensitively
         query = query.where(func.upper(Transaction.id_tag) == id_tag.upper())
+    if text:
+        query = query.where(text_matches(text, ChargePoint.identity, ChargePoint.name))
     if since is not None:
         query = query.where(Transaction.start_timestamp >= since)
     if until is not None:
@@ -385,8 +424,7 @@ def list_transactions(
         query = query.where(
             (Transaction.stop_timestamp.is_not(None)) | Transaction.orphan.is_(True)
         )
-    order = (Transaction.start_timestamp.desc().nulls_last(), Transaction.id.desc())
-    return paginate(query.order_by(*order), page, per_page)
+    return query.order_by(*ordering(TRANSACTION_SORTS, sort))
 
 
 def get_transaction(user, transaction_id: int) -> Transaction:

@@ -111,6 +111,7 @@ def upgrade():
         batch_op.add_column(sa.Column('energy_wh', dashboard.models.types.ExactDecimal(precision=12, scale=3), nullable=True))
         batch_op.add_column(sa.Column('power_w', dashboard.models.types.ExactDecimal(precision=12, scale=3), nullable=True))
         batch_op.add_column(sa.Column('meter_timestamp', dashboard.models.types.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('session_energy_wh', dashboard.models.types.ExactDecimal(precision=12, scale=3), nullable=True))
 
 
     # The built-in roles gain the permissions of id tags and transactions.
@@ -132,6 +133,7 @@ def upgrade():
 
 def downgrade():
     with op.batch_alter_table('connectors', schema=None) as batch_op:
+        batch_op.drop_column('session_energy_wh')
         batch_op.drop_column('meter_timestamp')
         batch_op.drop_column('power_w')
         batch_op.drop_column('energy_wh')

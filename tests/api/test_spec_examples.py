@@ -75,7 +75,13 @@ def assert_envelope(body: dict, message: str) -> None:
 
 # Plugboard's additions, after every field of the specification: whether the status is
 # current (its charge point connected) or the last one known.
-ADDED_KEYS = ["chargepoint_connection", "chargepoint_last_seen"]
+ADDED_KEYS = [
+    "chargepoint_connection",
+    "transaction_id",
+    "session_energy_wh",
+    "power_w",
+    "chargepoint_last_seen",
+]
 
 
 def assert_connector(data: dict, expected: dict) -> None:
