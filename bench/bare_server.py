@@ -18,12 +18,15 @@ async def handler(ws):
         if message[0] != 2:
             continue
         payload = {}
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         if message[2] == "BootNotification":
-            payload = {
-                "status": "Accepted",
-                "interval": 300,
-                "currentTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            }
+            payload = {"status": "Accepted", "interval": 300, "currentTime": now}
+        elif message[2] == "Heartbeat":
+            payload = {"currentTime": now}
+        elif message[2] == "Authorize":
+            payload = {"idTagInfo": {"status": "Accepted"}}
+        elif message[2] == "StartTransaction":
+            payload = {"transactionId": 1, "idTagInfo": {"status": "Accepted"}}
         await ws.send(json.dumps([3, message[1], payload]))
 
 

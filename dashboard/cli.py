@@ -8,7 +8,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from marshmallow import ValidationError
 from sqlalchemy import select
 
@@ -136,7 +136,14 @@ def register_commands(app: Flask) -> None:
     )
     @click.option("--duration", type=float, default=None, help="Seconds (default: forever)")
     @click.option("--seed", type=int, default=None, help="Random seed, for a repeatable run")
-    def simulate_command(url, count, connectors, rate, duration, seed) -> None:
+    @click.option(
+        "--meter-interval",
+        type=click.FloatRange(min=0.1),
+        default=10.0,
+        show_default=True,
+        help="Seconds between the MeterValues of a charging connector",
+    )
+    def simulate_command(url, count, connectors, rate, duration, seed, meter_interval) -> None:
         """Simulated charge points (the registered ones without an authorization key)
         connect to URL and walk realistic status sequences until interrupted."""
         import asyncio
@@ -158,7 +165,37 @@ def register_commands(app: Flask) -> None:
             f"{url} (Ctrl-C stops)"
         )
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(simulate(url, identities, connectors, rate, duration, seed))
+            asyncio.run(
+                simulate(
+                    url,
+                    identities,
+                    connectors,
+                    rate,
+                    duration,
+                    seed,
+                    meter_interval=meter_interval,
+                )
+            )
+
+    @app.cli.command("prune")
+    @click.option(
+        "--days",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Keep this many days (default: METER_VALUES_RETENTION_DAYS, 90)",
+    )
+    def prune_command(days) -> None:
+        """Delete sampled meter values older than the retention period (transactions
+        stay, with their energy)."""
+        from datetime import timedelta
+
+        from dashboard.models.types import utcnow
+        from dashboard.services.charging import prune_meter_values
+
+        keep = days or current_app.config["METER_VALUES_RETENTION_DAYS"]
+        removed = prune_meter_values(utcnow() - timedelta(days=keep))
+        db.session.commit()
+        click.echo(f"Removed {removed} meter values older than {keep} days")
 
     @app.cli.command("seed-demo")
     def seed_demo_command() -> None:

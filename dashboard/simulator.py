@@ -4,9 +4,11 @@ sequences, so that a demo (and a load test) has something alive to show.
 Each charge point boots, reports connector 0 and each connector Available, sends
 heartbeats, and then, at the chosen rate, moves one of its connectors along a charging
 session: Available → Preparing → Charging → SuspendedEV → Charging → Finishing →
-Available, with an occasional fault that clears after a while. It answers
-ChangeAvailability (and reports the new status) and UnlockConnector. A dropped connection
-is retried with back-off.
+Available, with an occasional fault that clears after a while. A session is a real one:
+a card is authorized and a transaction started before Charging, MeterValues follow every
+10 s with the energy register rising at the connector's power (none while SuspendedEV),
+and the transaction stops at Finishing (or at a fault). It answers ChangeAvailability (and
+reports the new status) and UnlockConnector. A dropped connection is retried with back-off.
 """
 
 from __future__ import annotations
@@ -26,7 +28,14 @@ from websockets.asyncio.client import connect
 log = logging.getLogger("plugboard.simulator")
 
 SESSION = ["Available", "Preparing", "Charging", "SuspendedEV", "Charging", "Finishing"]
+CHARGING = SESSION.index("Charging")
+FINISHING = SESSION.index("Finishing")
 FAULT_CHANCE = 0.02
+# Cards the drivers of the demo use, and how often a charging connector reports its meter.
+TAGS = [f"DEMO-CARD-{n}" for n in range(1, 6)]
+METER_INTERVAL = 10.0
+# The power each connector charges at (W): an AC plug, a DC plug, AC for the rest.
+POWER = {1: 11000, 2: 50000}
 FAULT_CODES = ["GroundFailure", "HighTemperature", "OverCurrentFailure", "PowerMeterFailure"]
 
 
@@ -44,6 +53,9 @@ class SimulatedChargePoint(ChargePoint):
         # Per connector: its place in SESSION, or "Faulted" / "Unavailable".
         self.state = {number: 0 for number in range(1, connectors + 1)}
         self.inoperative: set[int] = set()
+        # Per connector: its energy register (Wh), and the transaction going on.
+        self.register = {number: rng.randint(100_000, 5_000_000) for number in self.state}
+        self.transactions: dict[int, int] = {}
 
     def status_of(self, number: int) -> str:
         state = self.state[number]
@@ -73,9 +85,73 @@ class SimulatedChargePoint(ChargePoint):
         elif self.rng.random() < FAULT_CHANCE:
             self.state[number] = "Faulted"
             error_code = self.rng.choice(FAULT_CODES)
+            await self.stop_session(number, "Other")
         else:
             self.state[number] = (state + 1) % len(SESSION)
+            if self.state[number] == CHARGING and number not in self.transactions:
+                await self.start_session(number)
+            elif self.state[number] == FINISHING:
+                await self.stop_session(number, "EVDisconnected")
         await self.report(number, error_code)
+
+    async def start_session(self, number: int) -> None:
+        """Authorize a card and start a transaction on connector `number`."""
+        tag = self.rng.choice(TAGS)
+        await self.call(call.Authorize(id_tag=tag))
+        started = await self.call(
+            call.StartTransaction(
+                connector_id=number,
+                id_tag=tag,
+                meter_start=int(self.register[number]),
+                timestamp=now_iso(),
+            )
+        )
+        if started is not None:
+            self.transactions[number] = started.transaction_id
+
+    async def stop_session(self, number: int, reason: str) -> None:
+        """Stop the transaction of connector `number`, if one is going on."""
+        transaction_id = self.transactions.pop(number, None)
+        if transaction_id is not None:
+            await self.call(
+                call.StopTransaction(
+                    meter_stop=int(self.register[number]),
+                    timestamp=now_iso(),
+                    transaction_id=transaction_id,
+                    reason=reason,
+                )
+            )
+
+    async def send_meter_values(self, elapsed: float) -> None:
+        """The energy and power of every connector in a session, `elapsed` seconds on."""
+        for number, transaction_id in list(self.transactions.items()):
+            power = POWER.get(number, 7400) if self.status_of(number) == "Charging" else 0
+            self.register[number] += power * elapsed / 3600
+            await self.call(
+                call.MeterValues(
+                    connector_id=number,
+                    transaction_id=transaction_id,
+                    meter_value=[
+                        {
+                            "timestamp": now_iso(),
+                            "sampledValue": [
+                                {
+                                    "value": str(int(self.register[number])),
+                                    "context": "Sample.Periodic",
+                                    "measurand": "Energy.Active.Import.Register",
+                                    "unit": "Wh",
+                                },
+                                {
+                                    "value": str(power),
+                                    "context": "Sample.Periodic",
+                                    "measurand": "Power.Active.Import",
+                                    "unit": "W",
+                                },
+                            ],
+                        }
+                    ],
+                )
+            )
 
     @on(Action.change_availability)
     async def on_change_availability(self, connector_id, type):
@@ -113,6 +189,7 @@ async def run_chargepoint(
     stop: asyncio.Event,
     rng: random.Random,
     headers: dict | None = None,
+    meter_interval: float = METER_INTERVAL,
 ) -> None:
     """Keep one simulated charge point connected and busy until `stop` is set."""
     backoff = 1.0
@@ -126,7 +203,7 @@ async def run_chargepoint(
                 open_timeout=10,
             ) as ws:
                 backoff = 1.0
-                await _session(ws, identity, connectors, rate, stop, rng)
+                await _session(ws, identity, connectors, rate, stop, rng, meter_interval)
         except (TimeoutError, OSError, Exception) as exc:  # keep retrying
             if stop.is_set():
                 return
@@ -136,7 +213,7 @@ async def run_chargepoint(
             backoff = min(backoff * 2, 60)
 
 
-async def _session(ws, identity, connectors, rate, stop, rng) -> None:
+async def _session(ws, identity, connectors, rate, stop, rng, meter_interval) -> None:
     cp = SimulatedChargePoint(identity, ws, connectors, rng)
     receiver = asyncio.create_task(cp.start())
     try:
@@ -158,15 +235,24 @@ async def _session(ws, identity, connectors, rate, stop, rng) -> None:
         await cp.report(0)
         for number in cp.state:
             await cp.report(number)
-        next_heartbeat = asyncio.get_running_loop().time() + interval
+        loop = asyncio.get_running_loop()
+        # Exponential gaps between steps: `rate` status changes per second on average.
+        next_step = loop.time() + (rng.expovariate(rate) if rate > 0 else float("inf"))
+        next_heartbeat = loop.time() + interval
+        last_meter = loop.time()
         while not stop.is_set() and not receiver.done():
-            # Exponential gaps: `rate` status changes per second on average.
-            await asyncio.sleep(rng.expovariate(rate) if rate > 0 else interval)
+            due = min(next_step, next_heartbeat, last_meter + meter_interval)
+            await asyncio.sleep(max(0.0, due - loop.time()))
             if stop.is_set():
                 break
-            if rate > 0:
+            now = loop.time()
+            if now >= next_step:
                 await cp.step()
-            if asyncio.get_running_loop().time() >= next_heartbeat:
+                next_step = now + rng.expovariate(rate)
+            if now - last_meter >= meter_interval:
+                await cp.send_meter_values(now - last_meter)
+                last_meter = now
+            if now >= next_heartbeat:
                 await cp.call(call.Heartbeat())
                 next_heartbeat += interval
     finally:
@@ -180,8 +266,10 @@ async def simulate(
     rate: float,
     duration: float | None = None,
     seed: int | None = None,
+    meter_interval: float = METER_INTERVAL,
 ) -> None:
-    """Run the charge points `identities` against `url` until interrupted or `duration`."""
+    """Run the charge points `identities` against `url` until interrupted or `duration`;
+    charging connectors send MeterValues every `meter_interval` seconds."""
     logging.getLogger("ocpp").setLevel(logging.WARNING)
     stop = asyncio.Event()
     rng = random.Random(seed)
@@ -189,7 +277,15 @@ async def simulate(
     for identity in identities:
         tasks.append(
             asyncio.create_task(
-                run_chargepoint(url, identity, connectors, rate, stop, random.Random(rng.random()))
+                run_chargepoint(
+                    url,
+                    identity,
+                    connectors,
+                    rate,
+                    stop,
+                    random.Random(rng.random()),
+                    meter_interval=meter_interval,
+                )
             )
         )
         await asyncio.sleep(0.01)  # do not knock on the server all at once

@@ -90,3 +90,30 @@ def test_seed_demo_fills_once(app):
         assert db.session.scalar(db.select(db.func.count()).select_from(Connector)) == 20
     second = invoke(app, "seed-demo")
     assert second.exit_code == 0 and "nothing seeded" in second.output
+
+
+def test_prune_removes_old_meter_values_and_keeps_transactions(app, world):
+    from datetime import timedelta
+
+    from dashboard.extensions import db
+    from dashboard.models import ChargePoint, MeterValue, Transaction
+    from dashboard.models.types import utcnow
+    from dashboard.services import charging
+
+    with app.app_context():
+        cp = db.session.get(ChargePoint, world.cp_a)
+        tx, _ = charging.start_transaction(
+            cp, connector_id=1, id_tag="t", meter_start=0, timestamp=utcnow()
+        )
+        charging.record_meter_values(cp.id, 1, tx.id, [(utcnow(), [{"value": "5"}])] * 3)
+        db.session.flush()
+        old = db.session.scalars(db.select(MeterValue)).all()[:2]
+        for sample in old:
+            sample.received = utcnow() - timedelta(days=91)
+        db.session.commit()
+    result = invoke(app, "prune")
+    assert result.exit_code == 0 and "Removed 2 meter values older than 90 days" in result.output
+    with app.app_context():
+        assert db.session.query(MeterValue).count() == 1
+        assert db.session.query(Transaction).count() == 1
+    assert invoke(app, "prune", "--days", "0").exit_code != 0  # at least a day

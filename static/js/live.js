@@ -9,11 +9,18 @@
   // its main fragment), so that a page may mark several parts.
   function refresh() {
     document.querySelectorAll("[data-live-refresh]").forEach(function (element) {
+      // A row being edited survives the reload: put back in place of its new copy.
+      var editing = Array.prototype.slice.call(element.querySelectorAll("tr.editing"));
       // Each from its own source: requests of one source queue, and htmx keeps only the
       // last one queued.
       htmx.ajax("GET", window.location.pathname + window.location.search, {
         source: element, target: "#" + element.id, select: "#" + element.id,
         swap: "outerHTML", headers: { "HX-Boosted": "true" }
+      }).then(function () {
+        editing.forEach(function (row) {
+          var fresh = document.getElementById(row.id);
+          if (fresh && fresh !== row) { fresh.replaceWith(row); }
+        });
       });
     });
   }

@@ -4,6 +4,7 @@ an open page, without a reload."""
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import threading
 
@@ -281,6 +282,7 @@ def test_a_minute_of_live_traffic_gives_no_console_error(app, chromium, site, li
             received.append(frames)
             socket.value.on("framereceived", lambda frame, frames=frames: frames.append(frame))
         pages[2].locator(f"#connector-{world.cp_a}-2").get_by_role("button", name="Edit").click()
+        expect(pages[2].locator(f"#connector-{world.cp_a}-2.editing")).to_have_count(1)
         traffic = threading.Thread(
             target=lambda: asyncio.run(
                 simulate(
@@ -288,7 +290,7 @@ def test_a_minute_of_live_traffic_gives_no_console_error(app, chromium, site, li
                     ["CP-A", "CP-B"],
                     connectors=2,
                     rate=2,
-                    duration=60,
+                    duration=int(os.environ.get("LIVE_MINUTE", "60")),
                     seed=7,
                 )
             )
@@ -303,3 +305,24 @@ def test_a_minute_of_live_traffic_gives_no_console_error(app, chromium, site, li
     finally:
         context.close()
     assert problems == []
+
+
+def test_an_open_edit_survives_a_reload_of_its_table(app, page_as, site, live_port, world):
+    """After a dropped live connection (or a resync), the page reloads its tables: the row
+    being edited is kept, with what was typed."""
+    with app.app_context():
+        create_connector(SYSTEM, connector_id=1, connector_cp_id=world.cp_a, source="api")
+        db.session.commit()
+    page = page_as("admin@example.com")
+    with page.expect_websocket(lambda ws: "/live/ws" in ws.url):
+        page.goto(f"{site}/chargepoints/{world.cp_a}")
+    row = page.locator(f"#connector-{world.cp_a}-1")
+    row.get_by_role("button", name="Edit").click()
+    row.locator("input[name=connector_max_volt]").fill("777")
+    # What the server sends when a browser fell behind: reload what you show.
+    page.evaluate(
+        """htmx.swap(document.body, '<div id="live-resync" hx-swap-oob="true"></div>',
+                     {swapStyle: 'none'})"""
+    )
+    page.wait_for_timeout(1500)
+    expect(row.locator("input[name=connector_max_volt]")).to_have_value("777")

@@ -58,3 +58,21 @@ def test_the_simulator_stops_at_once_on_a_signal_even_as_a_background_job(
     assert process.poll() is None
     process.send_signal(stop_signal)
     assert process.wait(timeout=5) == 0
+
+
+def test_simulated_sessions_charge_with_meter_values(app, server, world):
+    from dashboard.models import MeterValue, Transaction
+
+    asyncio.run(
+        simulate(server, ["CP-A"], connectors=2, rate=4, duration=6, seed=3, meter_interval=0.5)
+    )
+    with app.app_context():
+        transactions = db.session.scalars(select(Transaction)).all()
+        assert transactions and all(t.id_tag.startswith("DEMO-CARD-") for t in transactions)
+        assert all(t.id_tag_status == "Accepted" for t in transactions)
+        stopped = [t for t in transactions if t.stop_timestamp is not None]
+        assert stopped and all(t.energy_wh >= 0 for t in stopped)
+        samples = db.session.scalars(select(MeterValue)).all()
+        measurands = {s.measurand for s in samples}
+        assert measurands == {"Energy.Active.Import.Register", "Power.Active.Import"}
+        assert any(s.normalised and s.measurand == "Power.Active.Import" for s in samples)
