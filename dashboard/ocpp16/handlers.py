@@ -15,7 +15,7 @@ from dashboard.models import ChargePoint
 from dashboard.models.types import utcnow
 from dashboard.ocpp16 import frames
 from dashboard.ocpp16.frames import Frame, OcppError
-from dashboard.ocpp16.ingest import batcher
+from dashboard.ocpp16.ingest import METER, SEEN, batcher
 from dashboard.ocpp16.validation import KNOWN_ACTIONS, parse_datetime, validate
 from dashboard.schemas.fields import format_datetime
 from dashboard.services import chargepoints as chargepoint_service
@@ -53,8 +53,10 @@ def boot_notification(connection, frame: Frame) -> dict:
 
 
 def heartbeat(connection, frame: Frame) -> dict:
-    """The current time; "last seen" is written now, whatever its resolution."""
-    connection.last_seen_written = 0.0
+    """The current time; "last seen" is written now, whatever its resolution (in the
+    batch of this process's frequent messages)."""
+    batcher().submit(connection.cp_id, SEEN)
+    connection.last_seen_written = time.monotonic()
     return {"currentTime": format_datetime(utcnow())}
 
 
@@ -179,14 +181,17 @@ def stop_transaction(connection, frame: Frame) -> dict:
 
 
 def meter_values(connection, frame: Frame) -> dict:
-    """Stores every sampled value; `{}` once committed."""
+    """Stores every sampled value (in the batch of this process's frequent messages);
+    `{}` once committed."""
     payload = frame.payload
-    charging.record_meter_values(
+    batcher().submit(
         connection.cp_id,
-        _connector_number(payload, allow_zero=True),
-        payload.get("transactionId"),
-        _meter_values(payload["meterValue"]),
+        METER,
+        connector_id=_connector_number(payload, allow_zero=True),
+        transaction_id=payload.get("transactionId"),
+        meter_values=_meter_values(payload["meterValue"]),
     )
+    connection.last_seen_written = time.monotonic()  # the batch wrote it
     return {}
 
 

@@ -1,12 +1,14 @@
-"""Group commit of StatusNotifications, one batcher per worker process.
+"""Group commit of the frequent messages of a fleet, one batcher per worker process:
+StatusNotifications, MeterValues, and the "last seen" of Heartbeats.
 
-Each StatusNotification is handed to the batcher and answered only once its transaction
-has committed, so an acknowledged status is a stored status. While one batch is being
-written, the next one gathers: under load, hundreds of notifications share one
-transaction, one query that loads their connectors, one batched INSERT of history rows
-and one batched UPDATE of connectors, instead of a transaction each. Every change still
-goes through `record_ocpp_status` and `apply_status`: only the commit is shared. A batch
-that fails is replayed one notification at a time, so one bad message fails alone.
+Each is handed to the batcher and answered only once its transaction has committed, so an
+acknowledged status or meter value is a stored one. While one batch is being written, the
+next one gathers: under load, hundreds of messages share one transaction, one query that
+loads their connectors, batched INSERTs of history rows and samples, and one UPDATE of
+"last seen" for all their charge points, instead of a transaction each. Every change still
+goes through its service (`record_ocpp_status` and `apply_status`, `record_meter_values`):
+only the commit is shared. A batch that fails is replayed one message at a time, so one
+bad message fails alone.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from sqlalchemy.orm import joinedload
 from dashboard.extensions import db
 from dashboard.models import ChargePoint, Connector
 from dashboard.models.types import utcnow
+from dashboard.services.charging import record_meter_values
 from dashboard.services.connectors import record_ocpp_status
 
 log = logging.getLogger(__name__)
@@ -31,10 +34,14 @@ MAX_BATCH = 500
 SUBMIT_TIMEOUT = 30.0
 
 
+STATUS, METER, SEEN = "status", "meter", "seen"
+
+
 @dataclass
 class _Item:
     cp_id: int
     fields: dict
+    kind: str = STATUS
     done: threading.Event = field(default_factory=threading.Event)
     error: Exception | None = None
 
@@ -49,10 +56,12 @@ class StatusBatcher:
         self._wakeup = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def submit(self, cp_id: int, **fields) -> None:
-        """Record one StatusNotification (the arguments of `record_ocpp_status`); returns
-        once it is committed, or raises what recording it raised."""
-        item = _Item(cp_id, fields)
+    def submit(self, cp_id: int, kind: str = STATUS, **fields) -> None:
+        """Record one message of charge point `cp_id`: a StatusNotification (`fields`: the
+        arguments of `record_ocpp_status`), MeterValues (those of `record_meter_values`)
+        or only that it was seen; returns once committed, or raises what recording it
+        raised."""
+        item = _Item(cp_id, fields, kind)
         with self._lock:
             self._queue.append(item)
             if self._thread is None or not self._thread.is_alive():
@@ -96,7 +105,11 @@ class StatusBatcher:
                 item.done.set()
 
     def _record(self, batch: list[_Item]) -> None:
-        keys = {(item.cp_id, item.fields["connector_id"]) for item in batch}
+        keys = {
+            (item.cp_id, item.fields["connector_id"])
+            for item in batch
+            if item.kind != SEEN and item.fields.get("connector_id")
+        }
         cp_ids = {item.cp_id for item in batch}
         # One query puts every connector of the batch in the session: the lookups of
         # record_ocpp_status then hit the identity map, which holds objects only while
@@ -116,6 +129,11 @@ class StatusBatcher:
             else []
         )
         for item in batch:
+            if item.kind == METER:
+                record_meter_values(item.cp_id, **item.fields)
+                continue
+            if item.kind == SEEN:
+                continue  # the UPDATE of "last seen" below is all it needs
             key = (item.cp_id, item.fields["connector_id"])
             if key in known:
                 record_ocpp_status(item.cp_id, **item.fields)

@@ -123,6 +123,13 @@ class ConnectedChargePoint:
         )
         future.result(10)
 
+    def call(self, message):
+        """Send any CALL of the `ocpp` package; returns its answer."""
+        future = asyncio.run_coroutine_threadsafe(
+            self.session.cp.call(message, suppress=False), self.loop
+        )
+        return future.result(10)
+
     def __exit__(self, *exc):
         self.loop.call_soon_threadsafe(self.done.set)
         self.thread.join(15)
@@ -326,3 +333,47 @@ def test_an_open_edit_survives_a_reload_of_its_table(app, page_as, site, live_po
     )
     page.wait_for_timeout(1500)
     expect(row.locator("input[name=connector_max_volt]")).to_have_value("777")
+
+
+def test_a_charging_rows_energy_and_power_follow_the_meter_values_live(
+    app, page_as, site, live_port, world
+):
+    from datetime import UTC, datetime
+
+    from ocpp.v16 import call
+
+    with app.app_context():
+        create_connector(SYSTEM, connector_id=1, connector_cp_id=world.cp_a, source="api")
+        db.session.commit()
+
+    def meter(energy_wh: int, power_w: int):
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        samples = [
+            {"value": str(energy_wh), "measurand": "Energy.Active.Import.Register"},
+            {"value": str(power_w), "measurand": "Power.Active.Import", "unit": "W"},
+        ]
+        return [{"timestamp": stamp, "sampledValue": samples}]
+
+    with ConnectedChargePoint(f"ws://127.0.0.1:{live_port}/ocpp", "CP-A") as charge_point:
+        page = page_as("admin@example.com")
+        with page.expect_websocket(lambda ws: "/live/ws" in ws.url):
+            page.goto(f"{site}/connectors")
+        row = page.locator(f"#connector-{world.cp_a}-1")
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        started = charge_point.call(
+            call.StartTransaction(connector_id=1, id_tag="card", meter_start=5000, timestamp=stamp)
+        )
+        charge_point.status(1, "Charging")
+        transaction = started.transaction_id
+        charge_point.call(
+            call.MeterValues(
+                connector_id=1, transaction_id=transaction, meter_value=meter(6200, 7400)
+            )
+        )
+        expect(row.locator(".meter")).to_have_text("1.20 kWh · 7.4 kW")
+        charge_point.call(
+            call.MeterValues(
+                connector_id=1, transaction_id=transaction, meter_value=meter(8000, 11000)
+            )
+        )
+        expect(row.locator(".meter")).to_have_text("3.00 kWh · 11.0 kW")

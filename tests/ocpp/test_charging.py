@@ -80,7 +80,7 @@ def rows(app, model, **filters):
         return db.session.scalars(select(model).filter_by(**filters)).all()
 
 
-def test_a_whole_charging_session(app, server, world, connector):
+def test_a_whole_charging_session(app, server, world, connector, http):
     start = {"connectorId": 1, "idTag": "card-1", "meterStart": 1000, "timestamp": iso(T0)}
     replies = session(
         server,
@@ -139,6 +139,12 @@ def test_a_whole_charging_session(app, server, world, connector):
         assert (cp.diagnostics_status, cp.firmware_status) == ("Uploaded", "Installing")
     (message,) = rows(app, DataTransferMessage)
     assert (message.vendor_id, message.message_id, message.data) == ("com.acme", "hello", "x=1")
+    # The API shows it, with the right energy, to its company and to nobody else.
+    status, body = http("GET", f"/api/v1/transactions/{tx}", "user_a")
+    assert status == 200 and body["res_data"]["energy_wh"] == 3000
+    assert body["res_data"]["peak_power_w"] == "11000"
+    assert len(body["res_data"]["meter_values"]) == 5
+    assert http("GET", f"/api/v1/transactions/{tx}", "user_b")[0] == 404
 
 
 def test_a_resent_start_gets_the_same_transaction_and_a_resent_stop_changes_nothing(
