@@ -121,6 +121,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from dashboard.ops import bp as ops_bp
     from dashboard.pages import bp as pages_bp
     from dashboard.pages.admin import bp as admin_bp
+    from dashboard.pages.operations import key_id
     from dashboard.schemas.fields import format_decimal
     from dashboard.services.chargepoints import connection_state
 
@@ -135,6 +136,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(live_bp)
     app.jinja_env.filters["decimal"] = lambda v: "—" if v is None else format_decimal(v)
     app.jinja_env.globals["connection_state"] = connection_state
+    app.jinja_env.globals["key_id"] = key_id
     app.jinja_env.filters["kwh"] = lambda wh: "— kWh" if wh is None else f"{wh / 1000:.2f} kWh"
     app.jinja_env.filters["kw"] = lambda w: "— kW" if w is None else f"{w / 1000:.1f} kW"
     register_error_handlers(app)

@@ -29,9 +29,17 @@ from dashboard.schemas.charging import (
 )
 from dashboard.schemas.commands import (
     ChargePointAvailabilitySchema,
+    CommandLogSchema,
     CommandResultSchema,
+    ConfigurationChangeSchema,
+    ConfigurationSchema,
     ConnectorAvailabilitySchema,
     ConnectorUnlockSchema,
+    DataTransferResultSchema,
+    DataTransferSchema,
+    RemoteStartSchema,
+    ResetSchema,
+    TriggerSchema,
 )
 from dashboard.schemas.connector import (
     MAX_ID,
@@ -62,6 +70,14 @@ _COMPONENTS = {
     "ConnectorUnlockRequest": request_envelope(ConnectorUnlockSchema),
     "ChargePointAvailabilityRequest": request_envelope(ChargePointAvailabilitySchema),
     "CommandResponse": response_envelope(CommandResultSchema),
+    "ResetRequest": request_envelope(ResetSchema),
+    "TriggerRequest": request_envelope(TriggerSchema),
+    "ConfigurationChangeRequest": request_envelope(ConfigurationChangeSchema),
+    "DataTransferRequest": request_envelope(DataTransferSchema),
+    "RemoteStartRequest": request_envelope(RemoteStartSchema),
+    "ConfigurationResponse": response_envelope(ConfigurationSchema),
+    "DataTransferResponse": response_envelope(DataTransferResultSchema),
+    "CommandLogPageResponse": response_envelope(CommandLogSchema, paged=True),
     "EmptyResponse": response_envelope(EmptySchema),
     "Transaction": TransactionSchema,
     "MeterValue": MeterValueSchema,
@@ -92,6 +108,7 @@ _COMMAND_ERRORS = {
     "503": "The charge point is connected to another process, which cannot be reached now",
     "504": "The charge point did not answer in time",
 }
+_CALL_ANSWERS = {"CommandResponse", "ConfigurationResponse", "DataTransferResponse"}
 _WRITE_ERRORS = {"409": "The change collides with existing data (a duplicate, a reference)"}
 # What StrictString accepts: something besides white space, and no NUL character.
 _STRICT_TEXT = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
@@ -140,7 +157,7 @@ def _complete(operation: dict, method: str, path: str) -> None:
             schema.setdefault("pattern", _NO_NUL)
     errors = dict(_ERRORS)
     answers = operation["responses"].get("200", {}).get("content", {}).get("application/json")
-    if answers and answers["schema"] == {"$ref": "#/components/schemas/CommandResponse"}:
+    if answers and answers["schema"]["$ref"].split("/")[-1] in _CALL_ANSWERS:
         errors.update(_COMMAND_ERRORS)
     elif method in ("post", "put", "delete"):
         errors.update(_WRITE_ERRORS)

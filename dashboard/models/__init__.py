@@ -9,6 +9,7 @@ from dashboard.models.charging import (
     MeterValue,
     Transaction,
 )
+from dashboard.models.command import Command
 from dashboard.models.company import Company
 from dashboard.models.connector import HISTORY_SOURCES, Connector, ConnectorStatusHistory
 from dashboard.models.user import ApiToken, Role, User
@@ -24,6 +25,7 @@ __all__ = [
     "REGISTRATION_STATUSES",
     "ApiToken",
     "ChargePoint",
+    "Command",
     "Company",
     "Connector",
     "ConnectorStatusHistory",

@@ -169,8 +169,10 @@ class Connection:
                 raise CallFailed(frame.error_code, frame.error_description)
             try:
                 validate(frames.CALLRESULT, action, frame.payload)
-            except OcppError as exc:
-                raise CallFailed(exc.code, exc.description) from exc
+            except OcppError as exc:  # an answer that breaks the 1.6 schema: say where
+                field = exc.details.get("field")
+                where = f" (in {field})" if field else ""
+                raise CallFailed(f"an invalid answer, {exc.code}", exc.description + where) from exc
             return frame.payload
         finally:
             self._pending.pop(message_id, None)

@@ -26,6 +26,7 @@ from dashboard.models import Company
 from dashboard.models.types import utcnow
 from dashboard.pages import forms
 from dashboard.pages.forms import connector_data
+from dashboard.schemas.commands import TRIGGERABLE
 from dashboard.schemas.connector import ConnectorCreateSchema, ConnectorUpdateSchema
 from dashboard.schemas.fields import format_datetime
 from dashboard.services import chargepoints as chargepoint_service
@@ -169,6 +170,8 @@ def chargepoint_page(cp_id: int, form=None, errors=None, status: int = 200):
         error_codes=ERROR_CODES,
         companies=_companies(),
         registration_statuses=REGISTRATION_STATUSES,
+        triggerable=TRIGGERABLE,
+        log=commands.list_commands(current_user, cp_id, page=1, per_page=20),
     )
     return Response(html, status=status)
 
@@ -477,14 +480,18 @@ def delete_connector(cp_id: int, connector_id: int):
     return _commit(Response("", status=200))
 
 
-def _command(output_id: str, run):
+def command_answer(output_id: str, run):
     """A call to the charge point, answered as a small fragment (htmx) that takes the place
-    of the `<output>` element `output_id`."""
+    of the `<output>` element `output_id`: the charge point's answer, or why there is none
+    (a bad form value included)."""
     try:
         answer = run()
         message, ok = f"Charge point answered: {answer.get('status')}", True
     except (Unavailable, ServiceUnavailable, UpstreamError, UpstreamTimeout) as exc:
         message, ok = exc.message, False
+    except Invalid as exc:
+        problems = [f"{name}: {' '.join(texts)}" for name, texts in (exc.errors or {}).items()]
+        message, ok = "; ".join(problems) or exc.message, False
     return render_template(
         "pages/_command_result.html", message=message, ok=ok, output_id=output_id
     )
@@ -494,18 +501,18 @@ def _command(output_id: str, run):
 def connector_availability(cp_id: int, connector_id: int):
     """ChangeAvailability of a connector; `type` is Operative or Inoperative."""
     kind = _form_choice("type", AVAILABILITY_TYPES)
-    return _command(
+    return command_answer(
         f"answer-{cp_id}-{connector_id}",
-        lambda: commands.change_availability(current_user, cp_id, connector_id, kind),
+        lambda: commands.change_availability(current_user, cp_id, connector_id, kind, "ui"),
     )
 
 
 @bp.post("/chargepoints/<id:cp_id>/connectors/<id:connector_id>/unlock")
 def connector_unlock(cp_id: int, connector_id: int):
     """UnlockConnector."""
-    return _command(
+    return command_answer(
         f"answer-{cp_id}-{connector_id}",
-        lambda: commands.unlock_connector(current_user, cp_id, connector_id),
+        lambda: commands.unlock_connector(current_user, cp_id, connector_id, "ui"),
     )
 
 
@@ -513,8 +520,8 @@ def connector_unlock(cp_id: int, connector_id: int):
 def chargepoint_availability(cp_id: int):
     """ChangeAvailability of the whole charge point."""
     kind = _form_choice("type", AVAILABILITY_TYPES)
-    return _command(
-        f"answer-{cp_id}", lambda: commands.change_availability(current_user, cp_id, 0, kind)
+    return command_answer(
+        f"answer-{cp_id}", lambda: commands.change_availability(current_user, cp_id, 0, kind, "ui")
     )
 
 
@@ -525,4 +532,5 @@ def _form_choice(name: str, choices):
     return value
 
 
+from dashboard.pages import operations as _operations  # noqa: E402,F401  (routes)
 from dashboard.pages import sessions as _sessions  # noqa: E402,F401  (routes)

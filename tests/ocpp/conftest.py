@@ -103,6 +103,65 @@ class SimulatedChargePoint(ChargePoint):
         self.received.append(("UnlockConnector", {"connector_id": connector_id}))
         return call_result.UnlockConnector(status=self.unlock_status)
 
+    # What the remaining calls answer; a test may change them (an invalid one included:
+    # the charge point's validation is switched off for that).
+    answers = {
+        "Reset": {"status": "Accepted"},
+        "TriggerMessage": {"status": "Accepted"},
+        "ChangeConfiguration": {"status": "RebootRequired"},
+        "ClearCache": {"status": "Accepted"},
+        "DataTransfer": {"status": "Accepted", "data": "pong"},
+        "RemoteStartTransaction": {"status": "Accepted"},
+        "RemoteStopTransaction": {"status": "Accepted"},
+    }
+    configuration = [
+        {"key": "HeartbeatInterval", "readonly": False, "value": "300"},
+        {"key": "NumberOfConnectors", "readonly": True, "value": "2"},
+    ]
+
+    def _answer(self, action, **request):
+        self.received.append((action, request))
+        return getattr(call_result, action)(**self.answers[action])
+
+    @on(Action.reset, skip_schema_validation=True)
+    async def on_reset(self, **request):
+        return self._answer("Reset", **request)
+
+    @on(Action.trigger_message, skip_schema_validation=True)
+    async def on_trigger(self, **request):
+        return self._answer("TriggerMessage", **request)
+
+    @on(Action.change_configuration, skip_schema_validation=True)
+    async def on_change_configuration(self, **request):
+        return self._answer("ChangeConfiguration", **request)
+
+    @on(Action.clear_cache, skip_schema_validation=True)
+    async def on_clear_cache(self, **request):
+        return self._answer("ClearCache", **request)
+
+    @on(Action.data_transfer, skip_schema_validation=True)
+    async def on_data_transfer(self, **request):
+        return self._answer("DataTransfer", **request)
+
+    @on(Action.remote_start_transaction, skip_schema_validation=True)
+    async def on_remote_start(self, **request):
+        return self._answer("RemoteStartTransaction", **request)
+
+    @on(Action.remote_stop_transaction, skip_schema_validation=True)
+    async def on_remote_stop(self, **request):
+        return self._answer("RemoteStopTransaction", **request)
+
+    @on(Action.get_configuration)
+    async def on_get_configuration(self, key=None):
+        self.received.append(("GetConfiguration", {"key": key}))
+        known = {item["key"]: item for item in self.configuration}
+        if not key:
+            return call_result.GetConfiguration(configuration_key=self.configuration)
+        return call_result.GetConfiguration(
+            configuration_key=[known[k] for k in key if k in known],
+            unknown_key=[k for k in key if k not in known],
+        )
+
 
 class Session:
     """A connected simulated charge point and its receive task."""
