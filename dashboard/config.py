@@ -90,6 +90,12 @@ def from_environment() -> dict:
         # 1), and how far ahead of this server's clock an event time may be before it is
         # taken as a wrong clock (the event is then dated when received).
         "OCPP_MAX_CONNECTORS": _int("OCPP_MAX_CONNECTORS", 32),
+        # After a connect or a BootNotification, how long a connection stays up before
+        # Plugboard asks (TriggerMessage) for the status of each connector not reported
+        # since; and how often it pings a socket (a dead one closes after two missed
+        # pongs).
+        "OCPP_STATUS_SETTLE_SECONDS": _int("OCPP_STATUS_SETTLE_SECONDS", 10),
+        "OCPP_PING_INTERVAL": _int("OCPP_PING_INTERVAL", 30),
         "OCPP_MAX_FUTURE_SECONDS": _int("OCPP_MAX_FUTURE_SECONDS", 900),
         # Vendors whose DataTransfer messages are Accepted (comma-separated vendorIds);
         # any other gets UnknownVendorId. Every message is recorded either way.
@@ -124,5 +130,6 @@ def from_environment() -> dict:
         "SOCK_SERVER_OPTIONS": {
             "subprotocols": ["ocpp1.6"],
             "max_message_size": _int("OCPP_MAX_MESSAGE_SIZE", 64 * 1024),
+            "ping_interval": _int("OCPP_PING_INTERVAL", 30) or None,
         },
     }

@@ -102,12 +102,14 @@ def app(database_url):
         db.engine.dispose()
 
 
-# Settings of the served app in tests: calls to charge points give up quickly, and silent
-# sockets are closed after 4 s.
+# Settings of the served app in tests: calls to charge points give up quickly, silent
+# sockets are closed after 4 s, and Plugboard asks no charge point for its statuses on its
+# own (tests/ocpp/test_fresh.py has a server that does), so that tests see only their calls.
 LIVE_SERVER_ENV = {
     "OCPP_CALL_TIMEOUT": "2",
     "OCPP_HEARTBEAT_INTERVAL": "60",
     "OCPP_IDLE_TIMEOUT": "4",
+    "OCPP_STATUS_SETTLE_SECONDS": "0",
 }
 
 

@@ -47,6 +47,8 @@ class Connector(db.Model):
     vendor_error_code: Mapped[str | None] = mapped_column(String(50))
     # Event time of the status last applied; an older event must not overwrite it.
     status_timestamp: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the charge point last reported this connector's status (time of receipt).
+    status_reported: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The session going on (its transactionId), and the latest energy register (Wh) and
     # power (W) sampled, with their time: lists show them without scanning samples.
     transaction_id: Mapped[int | None] = mapped_column(Integer)

@@ -10,21 +10,26 @@ import base64
 import binascii
 import logging
 import re
+import threading
+import time
 
 from flask import Blueprint, Response, abort, current_app, g, request
 from sqlalchemy import select
 
 from dashboard.extensions import db, reads_only, sock
-from dashboard.models import ChargePoint
+from dashboard.models import ChargePoint, Connector
 from dashboard.ocpp16 import registry, remote
 from dashboard.ocpp16.connection import Connection
 from dashboard.ocpp16.handlers import handle_call, record_alive
 from dashboard.schemas.chargepoint import IDENTITY_PATTERN
+from dashboard.services import commands
 from dashboard.services.chargepoints import (
     is_registered,
     record_connected,
     record_disconnected,
 )
+from dashboard.services.errors import ServiceError
+from dashboard.services.permissions import SYSTEM
 from dashboard.websocket import websocket_handler
 
 bp = Blueprint("ocpp16", __name__)
@@ -78,6 +83,45 @@ def admit():
     db.session.rollback()  # hold no transaction across the upgrade
 
 
+def fresh_statuses(app, connection: Connection) -> None:
+    """Once the connection has stayed up OCPP_STATUS_SETTLE_SECONDS since it opened (or
+    since the charge point's last BootNotification), ask it (TriggerMessage) for the status
+    of every connector it has not reported since: a charge point that reconnects says
+    nothing, and its last statuses may be hours old. Logged as `system` calls."""
+    settle = app.config["OCPP_STATUS_SETTLE_SECONDS"]
+    if settle <= 0:
+        return
+    while True:
+        wait = connection.settle_from + settle - time.monotonic()
+        if wait <= 0:
+            break
+        if connection.closed.wait(wait):
+            return  # gone before it settled
+    with app.app_context():
+        try:
+            known = set(
+                db.session.scalars(
+                    select(Connector.connector_id).where(
+                        Connector.connector_cp_id == connection.cp_id
+                    )
+                )
+            )
+            missing = sorted(known - connection.reported)
+            if not missing or connection.closed.is_set() or not connection.registered:
+                return
+            # One call for all when none reported; else one per connector missing.
+            for number in [None] if missing == sorted(known) else missing:
+                commands.trigger_message(
+                    SYSTEM, connection.cp_id, "StatusNotification", number, "system"
+                )
+        except ServiceError as exc:
+            log.info("%s: statuses not asked for (%s)", connection.identity, exc.message)
+        except Exception:
+            log.exception("%s: asking for fresh statuses failed", connection.identity)
+        finally:
+            db.session.remove()
+
+
 @sock.route("/ocpp/<identity>", bp=bp)
 @websocket_handler
 def ocpp(ws, identity: str):
@@ -98,6 +142,8 @@ def ocpp(ws, identity: str):
         since = record_connected(cp_id)
         db.session.commit()
         log.info("%s: connected", identity)
+        app = current_app._get_current_object()
+        threading.Thread(target=fresh_statuses, args=(app, connection), daemon=True).start()
         connection.run(current_app.config["OCPP_IDLE_TIMEOUT"])
     finally:
         connection.closed.set()

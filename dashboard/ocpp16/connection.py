@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
@@ -77,6 +78,10 @@ class Connection:
         self.registered = False
         # When "last seen" was last written (time.monotonic()), to bound those writes.
         self.last_seen_written = 0.0
+        # The connectors whose status the charge point reported since it connected or
+        # booted, and when that period began (time.monotonic()).
+        self.reported: set[int] = set()
+        self.settle_from = time.monotonic()
 
     def send(self, text: str) -> None:
         """Send one frame (thread-safe)."""

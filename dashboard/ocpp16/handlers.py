@@ -43,6 +43,9 @@ def boot_notification(connection, frame: Frame) -> dict:
     chargepoint = _chargepoint(connection)
     status = chargepoint_service.record_boot(chargepoint, frame.payload)
     connection.registered = chargepoint_service.is_registered(chargepoint)
+    # After a boot, every connector's status is due again (see fresh_statuses).
+    connection.reported.clear()
+    connection.settle_from = time.monotonic()
     config = current_app.config
     interval = (
         config["OCPP_HEARTBEAT_INTERVAL"]
@@ -101,6 +104,7 @@ def status_notification(connection, frame: Frame) -> dict:
         vendor_error_code=payload.get("vendorErrorCode"),
     )
     connection.last_seen_written = time.monotonic()  # the batch wrote it
+    connection.reported.add(connector_id)
     return {}
 
 

@@ -48,6 +48,8 @@ class ConnectorSchema(Schema):
         lambda connector: connection_state(connector.chargepoint),
         metadata={"enum": list(CONNECTION_STATES)},
     )
+    # When the charge point last reported this status (None: never, over OCPP).
+    status_reported_at = UTCDateTime(attribute="status_reported", allow_none=True)
     # The session going on, if any: its transactionId, the energy it has delivered (Wh)
     # and the power now (W), from the latest meter values.
     transaction_id = fields.Integer(allow_none=True)

@@ -282,6 +282,8 @@ def apply_status(
         message_id=message_id,
     )
     db.session.add(row)
+    if source == "ocpp":
+        connector.status_reported = now
     if stale:
         return row
     connector.connector_status = status

@@ -1,4 +1,5 @@
-"""The command log: every call to a charge point.
+"""The command log: every call to a charge point; when each connector's status was last
+reported by its charge point.
 
 Revision ID: 0004
 Revises: 0003
@@ -39,9 +40,17 @@ def upgrade():
     )
     with op.batch_alter_table("commands", schema=None) as batch_op:
         batch_op.create_index("ix_commands_cp_created", ["cp_id", "created"], unique=False)
+    with op.batch_alter_table("connectors", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column(
+                "status_reported", dashboard.models.types.UTCDateTime(timezone=True), nullable=True
+            )
+        )
 
 
 def downgrade():
+    with op.batch_alter_table("connectors", schema=None) as batch_op:
+        batch_op.drop_column("status_reported")
     with op.batch_alter_table("commands", schema=None) as batch_op:
         batch_op.drop_index("ix_commands_cp_created")
     op.drop_table("commands")

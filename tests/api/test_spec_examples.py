@@ -77,6 +77,7 @@ def assert_envelope(body: dict, message: str) -> None:
 # current (its charge point connected) or the last one known.
 ADDED_KEYS = [
     "chargepoint_connection",
+    "status_reported_at",
     "transaction_id",
     "session_energy_wh",
     "power_w",
