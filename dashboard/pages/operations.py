@@ -12,6 +12,7 @@ from dashboard.pages import bp, command_answer
 from dashboard.pages.forms import load
 from dashboard.schemas.commands import (
     ConfigurationChangeSchema,
+    DataTransferSchema,
     RemoteStartSchema,
     ResetSchema,
     TriggerSchema,
@@ -27,6 +28,7 @@ from dashboard.services.errors import (
 
 reset_schema, trigger_schema = ResetSchema(), TriggerSchema()
 configuration_schema, remote_start_schema = ConfigurationChangeSchema(), RemoteStartSchema()
+data_transfer_schema = DataTransferSchema()
 
 
 @bp.post("/chargepoints/<id:cp_id>/reset")
@@ -66,6 +68,27 @@ def trigger(cp_id: int):
         )
 
     return command_answer(f"answer-trigger-{cp_id}", run)
+
+
+@bp.post("/chargepoints/<id:cp_id>/data-transfer")
+def data_transfer(cp_id: int):
+    """DataTransfer of vendor-specific data to the charge point."""
+
+    def run():
+        form = request.form
+        data = load(
+            data_transfer_schema,
+            {
+                "vendor_id": form.get("vendor_id", ""),
+                "message_id": form.get("message_id", "").strip() or None,
+                "data": form.get("data") or None,
+            },
+        )
+        return commands.data_transfer(
+            current_user, cp_id, data["vendor_id"], data.get("message_id"), data.get("data"), "ui"
+        )
+
+    return command_answer(f"answer-transfer-{cp_id}", run)
 
 
 @bp.get("/chargepoints/<id:cp_id>/configuration")

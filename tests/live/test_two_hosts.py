@@ -155,3 +155,33 @@ def test_deactivation_on_one_server_closes_the_users_sockets_on_the_other(setup,
         )
 
     assert _closed_by(host_b, user.cookie, deactivate) == (ACCOUNT_CHANGED, 401)
+
+
+def test_a_reset_asked_on_one_server_reaches_the_charge_point_on_the_other(setup, world):
+    host_a, host_b = setup
+
+    def ask():
+        body = json.dumps({"id": "x", "req_data": {"type": "Soft"}}).encode()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{host_b}/api/v1/chargepoints/{world.cp_a}/reset",
+            data=body,
+            method="POST",
+            headers={
+                "Authorization": f"Bearer {world.tokens['admin']}",
+                "Content-Type": "application/json",
+            },
+        )
+        with urllib.request.urlopen(request, timeout=15) as response:
+            return response.status, json.loads(response.read())
+
+    async def scenario():
+        async with open_socket(f"ws://127.0.0.1:{host_a}/ocpp", "CP-A") as ws:
+            session = Session(ws, "CP-A")
+            await session.boot()
+            answer = await asyncio.to_thread(ask)
+            await session.stop()
+            return answer, session.cp.received
+
+    (status, body), received = asyncio.run(asyncio.wait_for(scenario(), 30))
+    assert status == 200 and body["res_data"] == {"status": "Accepted"}
+    assert received == [("Reset", {"type": "Soft"})]

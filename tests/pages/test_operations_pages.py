@@ -16,6 +16,7 @@ FORMS = [
     ("trigger", {"requested_message": "StatusNotification"}),
     ("configuration", {"key": "HeartbeatInterval", "value": "60"}),
     ("remote-start", {"connector_id": "1", "id_tag": "card"}),
+    ("data-transfer", {"vendor_id": "com.acme", "data": "x"}),
 ]
 
 
@@ -53,6 +54,7 @@ def test_an_offline_charge_point_is_answered_in_place(as_user, world, plugs, pat
         ("configuration", {"key": "", "value": "1"}, "key"),
         ("remote-start", {"connector_id": "x", "id_tag": "card"}, "connector_id"),
         ("remote-start", {"connector_id": "1", "id_tag": "x" * 21}, "id_tag"),
+        ("data-transfer", {"vendor_id": ""}, "vendor_id"),
     ],
 )
 def test_bad_values_are_answered_in_place(as_user, world, plugs, path, data, says):
