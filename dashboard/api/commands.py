@@ -97,8 +97,8 @@ def get_configuration(user, cp_id: int):
       tags: [commands]
       parameters:
         - {in: path, name: cp_id, required: true, schema: {type: integer}}
-        - {in: query, name: key, schema: {type: array, items: {type: string, maxLength: 50}},
-           style: form, explode: true}
+        - {in: query, name: key, style: form, explode: true,
+           schema: {type: array, items: {type: string, minLength: 1, maxLength: 50}}}
       responses:
         200:
           description: Charge point answered

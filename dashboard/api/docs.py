@@ -155,6 +155,8 @@ def _complete(operation: dict, method: str, path: str) -> None:
             schema.setdefault("maximum", MAX_ID)
         elif schema.get("type") == "string":  # `text_arg`: no NUL character
             schema.setdefault("pattern", _NO_NUL)
+        elif schema.get("type") == "array" and schema.get("items", {}).get("type") == "string":
+            schema["items"].setdefault("pattern", _NO_NUL)
     errors = dict(_ERRORS)
     answers = operation["responses"].get("200", {}).get("content", {}).get("application/json")
     if answers and answers["schema"]["$ref"].split("/")[-1] in _CALL_ANSWERS:
