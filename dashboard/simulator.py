@@ -56,6 +56,12 @@ class SimulatedChargePoint(ChargePoint):
         # Per connector: its energy register (Wh), and the transaction going on.
         self.register = {number: rng.randint(100_000, 5_000_000) for number in self.state}
         self.transactions: dict[int, int] = {}
+        self.configuration = {
+            "HeartbeatInterval": {"readonly": False, "value": "300"},
+            "MeterValueSampleInterval": {"readonly": False, "value": "10"},
+            "AuthorizeRemoteTxRequests": {"readonly": False, "value": "false"},
+            "NumberOfConnectors": {"readonly": True, "value": str(connectors)},
+        }
 
     def status_of(self, number: int) -> str:
         state = self.state[number]
@@ -179,6 +185,99 @@ class SimulatedChargePoint(ChargePoint):
     async def on_unlock_connector(self, connector_id):
         status = "Unlocked" if connector_id in self.state else "NotSupported"
         return call_result.UnlockConnector(status=status)
+
+    # The rest of the Core profile, as a real charger answers it, so that the dashboard's
+    # remote operations have something to talk to.
+
+    def later(self, coroutine_function, *args) -> None:
+        """Run a call after the answer has gone (a charge point answers first)."""
+        asyncio.get_running_loop().call_later(
+            0.1, lambda: asyncio.ensure_future(coroutine_function(*args))
+        )
+
+    @on(Action.reset)
+    async def on_reset(self, type):
+        return call_result.Reset(status="Accepted")
+
+    @on(Action.clear_cache)
+    async def on_clear_cache(self):
+        return call_result.ClearCache(status="Accepted")
+
+    @on(Action.data_transfer)
+    async def on_data_transfer(self, vendor_id, message_id=None, data=None):
+        return call_result.DataTransfer(status="UnknownVendorId")
+
+    @on(Action.get_configuration)
+    async def on_get_configuration(self, key=None):
+        known = {name: {"key": name, **entry} for name, entry in self.configuration.items()}
+        if not key:
+            return call_result.GetConfiguration(configuration_key=list(known.values()))
+        return call_result.GetConfiguration(
+            configuration_key=[known[k] for k in key if k in known],
+            unknown_key=[k for k in key if k not in known] or None,
+        )
+
+    @on(Action.change_configuration)
+    async def on_change_configuration(self, key, value):
+        entry = self.configuration.get(key)
+        if entry is None:
+            return call_result.ChangeConfiguration(status="NotSupported")
+        if entry["readonly"]:
+            return call_result.ChangeConfiguration(status="Rejected")
+        entry["value"] = value
+        return call_result.ChangeConfiguration(status="Accepted")
+
+    @on(Action.trigger_message)
+    async def on_trigger_message(self, requested_message, connector_id=None):
+        if requested_message == "StatusNotification":
+            numbers = [connector_id] if connector_id in self.state else list(self.state)
+            self.later(self._report_all, numbers)
+        elif requested_message == "Heartbeat":
+            self.later(self.call, call.Heartbeat())
+        elif requested_message == "MeterValues":
+            self.later(self.send_meter_values, 0)
+        else:
+            return call_result.TriggerMessage(status="NotImplemented")
+        return call_result.TriggerMessage(status="Accepted")
+
+    @on(Action.remote_start_transaction)
+    async def on_remote_start(self, id_tag, connector_id=None, charging_profile=None):
+        number = connector_id or next(
+            (n for n in self.state if self.status_of(n) == "Available"), None
+        )
+        if number not in self.state or number in self.transactions:
+            return call_result.RemoteStartTransaction(status="Rejected")
+        self.later(self._remote_session, number, id_tag)
+        return call_result.RemoteStartTransaction(status="Accepted")
+
+    async def _remote_session(self, number: int, id_tag: str) -> None:
+        self.state[number] = SESSION.index("Preparing")
+        await self.report(number)
+        started = await self.call(
+            call.StartTransaction(
+                connector_id=number,
+                id_tag=id_tag,
+                meter_start=int(self.register[number]),
+                timestamp=now_iso(),
+            )
+        )
+        if started is not None:
+            self.transactions[number] = started.transaction_id
+            self.state[number] = CHARGING
+            await self.report(number)
+
+    @on(Action.remote_stop_transaction)
+    async def on_remote_stop(self, transaction_id):
+        number = next((n for n, t in self.transactions.items() if t == transaction_id), None)
+        if number is None:
+            return call_result.RemoteStopTransaction(status="Rejected")
+        self.later(self._remote_stop, number)
+        return call_result.RemoteStopTransaction(status="Accepted")
+
+    async def _remote_stop(self, number: int) -> None:
+        await self.stop_session(number, "Remote")
+        self.state[number] = FINISHING
+        await self.report(number)
 
 
 async def run_chargepoint(

@@ -76,3 +76,53 @@ def test_simulated_sessions_charge_with_meter_values(app, server, world):
         measurands = {s.measurand for s in samples}
         assert measurands == {"Energy.Active.Import.Register", "Power.Active.Import"}
         assert any(s.normalised and s.measurand == "Power.Active.Import" for s in samples)
+
+
+def test_the_simulator_answers_remote_operations(app, server, world, http):
+    import threading
+    import time
+
+    from dashboard.models import Transaction
+
+    runner = threading.Thread(
+        target=lambda: asyncio.run(simulate(server, ["CP-A"], connectors=2, rate=0, duration=6))
+    )
+    runner.start()
+    try:
+        time.sleep(2)  # connected, booted, connectors reported
+        path = f"/api/v1/chargepoints/{world.cp_a}"
+        config = http("GET", f"{path}/configuration?key=NumberOfConnectors&key=Nope")
+        assert config[1]["res_data"] == {
+            "configuration_key": [{"key": "NumberOfConnectors", "readonly": True, "value": "2"}],
+            "unknown_key": ["Nope"],
+        }
+        changed = http(
+            "PUT", f"{path}/configuration", "admin", {"key": "HeartbeatInterval", "value": "60"}
+        )
+        assert changed[1]["res_data"] == {"status": "Accepted"}
+        trigger = http(
+            "POST", f"{path}/trigger", "admin", {"requested_message": "StatusNotification"}
+        )
+        assert trigger[1]["res_data"] == {"status": "Accepted"}
+        started = http(
+            "POST",
+            "/api/v1/connectors/1/remote-start",
+            "admin",
+            {"connector_cp_id": world.cp_a, "id_tag": "remote-1"},
+        )
+        assert started[1]["res_data"] == {"status": "Accepted"}
+        time.sleep(1)
+        with app.app_context():
+            transaction = db.session.scalar(
+                select(Transaction).where(Transaction.id_tag == "remote-1")
+            )
+            assert transaction is not None and transaction.active
+            transaction_id = transaction.id
+        stopped = http("POST", f"/api/v1/transactions/{transaction_id}/remote-stop", "admin", {})
+        assert stopped[1]["res_data"] == {"status": "Accepted"}
+        time.sleep(1)
+        with app.app_context():
+            transaction = db.session.get(Transaction, transaction_id)
+            assert transaction.stop_reason == "Remote"
+    finally:
+        runner.join(15)
