@@ -265,20 +265,19 @@ def record_meter_values(
             if measurand == POWER and (peak is None or number > peak):
                 peak = number
     if latest:
-        _apply_latest(cp_id, connector_id, transaction_id, latest, peak)
+        # Without autoflush: the lookups would otherwise write the samples so far one
+        # INSERT at a time; at commit they go in batches (profiled: 33 % of a worker).
+        with db.session.no_autoflush:
+            _apply_latest(cp_id, connector_id, transaction_id, latest, peak)
     return stored
 
 
 def _apply_latest(cp_id, connector_id, transaction_id, latest, peak) -> None:
     transaction = None
     if transaction_id is not None:
-        transaction = db.session.scalar(
-            select(Transaction).where(
-                Transaction.id == transaction_id,
-                Transaction.cp_id == cp_id,
-                Transaction.orphan.is_(False),
-            )
-        )
+        transaction = db.session.get(Transaction, transaction_id)
+        if transaction is not None and (transaction.cp_id != cp_id or transaction.orphan):
+            transaction = None  # an id this charge point was never given
         if transaction is not None:
             if ENERGY in latest:
                 transaction.last_energy_wh = latest[ENERGY][1]
