@@ -75,7 +75,9 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _visible_company(user: User, company_id: int) -> Company:
+def visible_company(user: User, company_id: int) -> Company:
+    """The company `company_id`, if `user` may see it (a superadmin: any); NotFound
+    otherwise."""
     company = db.session.get(Company, company_id)
     if company is None or not (user.is_superadmin or user.company_id == company_id):
         raise NotFound(f"Company {company_id} not found")
@@ -93,7 +95,7 @@ def create_chargepoint(
 ) -> ChargePoint:
     """Register a charge point under `identity` for a company."""
     require(user, "create.chargepoint")
-    _visible_company(user, company_id)
+    visible_company(user, company_id)
     taken = db.session.scalar(select(ChargePoint.id).where(ChargePoint.identity == identity))
     if taken is not None:
         raise Conflict(f"A charge point with identity '{identity}' already exists")
@@ -129,7 +131,7 @@ def update_chargepoint(
         chargepoint.name = name
     previous_company_id = None
     if company_id is not None and company_id != chargepoint.company_id:
-        _visible_company(user, company_id)
+        visible_company(user, company_id)
         previous_company_id = chargepoint.company_id
         chargepoint.company_id = company_id
     if auth_key is not _UNSET:

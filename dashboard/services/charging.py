@@ -24,7 +24,7 @@ from dashboard.models import (
 )
 from dashboard.models.types import DECIMAL_PRECISION, DECIMAL_SCALE, utcnow
 from dashboard.schemas.fields import format_datetime
-from dashboard.services.chargepoints import text_matches, visible_chargepoint
+from dashboard.services.chargepoints import text_matches, visible_chargepoint, visible_company
 from dashboard.services.connectors import announce as announce_connector
 from dashboard.services.errors import Conflict, Invalid, NotFound
 from dashboard.services.pagination import Page, ordering, paginate
@@ -473,13 +473,6 @@ def get_idtag(user, idtag_id: int, permission: str = "read.idtag") -> IdTag:
     return found
 
 
-def _company(user, company_id: int) -> Company:
-    company = db.session.get(Company, company_id)
-    if company is None or not (user.is_superadmin or user.company_id == company_id):
-        raise NotFound(f"Company {company_id} not found")
-    return company
-
-
 def create_idtag(
     user,
     *,
@@ -492,7 +485,7 @@ def create_idtag(
 ) -> IdTag:
     """Register `tag` for a company (adopting it if it was only seen)."""
     require(user, "create.idtag")
-    _company(user, company_id)
+    visible_company(user, company_id)
     found = db.session.scalar(
         select(IdTag).where(IdTag.company_id == company_id, IdTag.tag_key == tag.upper())
     )
@@ -551,7 +544,7 @@ def set_authorization_mode(user, company_id: int, mode: str) -> Company:
     require(user, "update.idtag")
     if mode not in AUTHORIZATION_MODES:
         raise Invalid("Invalid mode", {"mode": [f"One of {', '.join(AUTHORIZATION_MODES)}."]})
-    company = _company(user, company_id)
+    company = visible_company(user, company_id)
     company.authorization_mode = mode
     db.session.flush()
     return company

@@ -23,6 +23,7 @@ from dashboard.models import ChargePoint, Command, User
 from dashboard.ocpp16 import registry, remote
 from dashboard.ocpp16.connection import CallFailed, CallTimeout
 from dashboard.services.chargepoints import visible_chargepoint
+from dashboard.services.connectors import get_connector
 from dashboard.services.errors import (
     NotFound,
     ServiceUnavailable,
@@ -52,7 +53,7 @@ def change_availability(
         chargepoint = _operable(user, cp_id)
     else:
         chargepoint = _operable(user, cp_id, "update.connector")
-        _connector_exists(chargepoint, connector_id)
+        get_connector(user, cp_id, connector_id)  # NotFound for no such connector
     payload = {"connectorId": connector_id, "type": kind}
     return _call(user, chargepoint, "ChangeAvailability", payload, source)
 
@@ -60,16 +61,9 @@ def change_availability(
 def unlock_connector(user: User, cp_id: int, connector_id: int, source: str = "api") -> dict:
     """UnlockConnector; returns {"status": Unlocked|UnlockFailed|NotSupported}."""
     chargepoint = _operable(user, cp_id, "update.connector")
-    _connector_exists(chargepoint, connector_id)
+    get_connector(user, cp_id, connector_id)  # NotFound for no such connector
     payload = {"connectorId": connector_id}
     return _call(user, chargepoint, "UnlockConnector", payload, source)
-
-
-def _connector_exists(chargepoint: ChargePoint, connector_id: int) -> None:
-    from dashboard.models import Connector
-
-    if db.session.get(Connector, (connector_id, chargepoint.id)) is None:
-        raise NotFound(f"Connector {connector_id} of charge point {chargepoint.id} not found")
 
 
 def reset(user: User, cp_id: int, kind: str, source: str = "api") -> dict:
@@ -137,7 +131,7 @@ def remote_start(
     """RemoteStartTransaction on a connector for a tag; returns {"status": ...}. The
     transaction itself follows as a StartTransaction from the charge point."""
     chargepoint = _operable(user, cp_id, "update.connector")
-    _connector_exists(chargepoint, connector_id)
+    get_connector(user, cp_id, connector_id)  # NotFound for no such connector
     payload = {"connectorId": connector_id, "idTag": id_tag}
     return _call(user, chargepoint, "RemoteStartTransaction", payload, source)
 
