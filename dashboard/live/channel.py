@@ -65,6 +65,13 @@ class LiveSocket:
             event.get("previous_company_id"),
         )
 
+    def ask_reload(self) -> None:
+        """Drop what is pending and have the page reload what it shows instead."""
+        with self._lock:
+            self._pending.clear()
+            self.overflowed = True
+        self.ready.set()
+
     def ask_recheck(self) -> None:
         """Wake the socket to check its user's account again."""
         self.recheck = True
@@ -134,10 +141,7 @@ class Hub:
         with self._lock:
             sockets = list(self._sockets)
         for socket in sockets:
-            with socket._lock:
-                socket._pending.clear()
-                socket.overflowed = True
-            socket.ready.set()
+            socket.ask_reload()
 
     def count(self) -> int:
         with self._lock:
