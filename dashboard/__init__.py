@@ -143,6 +143,13 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_commands(app)
     _configure_bus(app)
 
+    if app.config["BACKGROUND_JOBS"] and not app.testing:
+        from dashboard import clock
+
+        @app.before_request
+        def _start_clock():
+            clock.start(app)  # once per process, after gunicorn's fork
+
     @app.before_request
     def _refuse_nul_in_forms():
         """No text Plugboard keeps may hold the NUL character (PostgreSQL cannot store

@@ -8,7 +8,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import click
-from flask import Flask, current_app
+from flask import Flask
 from marshmallow import ValidationError
 from sqlalchemy import select
 
@@ -178,24 +178,19 @@ def register_commands(app: Flask) -> None:
             )
 
     @app.cli.command("prune")
-    @click.option(
-        "--days",
-        type=click.IntRange(min=1),
-        default=None,
-        help="Keep this many days (default: METER_VALUES_RETENTION_DAYS, 90)",
-    )
-    def prune_command(days) -> None:
-        """Delete sampled meter values older than the retention period (transactions
-        stay, with their energy)."""
-        from datetime import timedelta
+    def prune_command() -> None:
+        """Delete what is older than its retention period: events and webhook delivery
+        log rows (EVENTS_RETENTION_DAYS, 7), sampled meter values
+        (METER_VALUES_RETENTION_DAYS, 90; transactions stay, with their energy). The web
+        workers do this hourly by themselves."""
+        from dashboard.services.maintenance import prune
 
-        from dashboard.models.types import utcnow
-        from dashboard.services.charging import prune_meter_values
-
-        keep = days or current_app.config["METER_VALUES_RETENTION_DAYS"]
-        removed = prune_meter_values(utcnow() - timedelta(days=keep))
+        removed = prune()
         db.session.commit()
-        click.echo(f"Removed {removed} meter values older than {keep} days")
+        click.echo(
+            f"Removed {removed['meter_values']} meter values and {removed['events']} events "
+            "older than their retention periods"
+        )
 
     @app.cli.command("seed-demo")
     def seed_demo_command() -> None:

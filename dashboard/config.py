@@ -106,6 +106,33 @@ def from_environment() -> dict:
         ),
         # Days sampled meter values are kept (`flask --app wsgi prune` removes older ones).
         "METER_VALUES_RETENTION_DAYS": _int("METER_VALUES_RETENTION_DAYS", 90),
+        # Events for integrations are kept this many days (the stream resumes within them;
+        # a disabled webhook endpoint catches up within them).
+        "EVENTS_RETENTION_DAYS": _int("EVENTS_RETENTION_DAYS", 7),
+        # Webhooks: addresses allowed besides public ones (comma-separated networks, e.g.
+        # "10.0.0.0/8,127.0.0.1/32"), the wait for a receiver, the first retry's wait
+        # (doubled after each failure, at most an hour), when a failing endpoint is
+        # disabled, and how many endpoints one worker delivers to at once.
+        "WEBHOOK_ALLOWED_NETWORKS": [
+            net.strip()
+            for net in os.environ.get("WEBHOOK_ALLOWED_NETWORKS", "").split(",")
+            if net.strip()
+        ],
+        "WEBHOOK_TIMEOUT_SECONDS": _int("WEBHOOK_TIMEOUT_SECONDS", 10),
+        "WEBHOOK_RETRY_SECONDS": _int("WEBHOOK_RETRY_SECONDS", 10),
+        "WEBHOOK_DISABLE_AFTER_HOURS": _int("WEBHOOK_DISABLE_AFTER_HOURS", 24),
+        "WEBHOOK_CONCURRENCY": _int("WEBHOOK_CONCURRENCY", 4),
+        # Incidents: how often the sweep looks for hold-downs that passed (the rules are on
+        # the Incident rules page).
+        "INCIDENT_SWEEP_SECONDS": _int("INCIDENT_SWEEP_SECONDS", 10),
+        # The incident digest by e-mail: only with SMTP_URL (smtp://user:pass@host:port, or
+        # smtps://), every DIGEST_MINUTES, from MAIL_FROM.
+        "SMTP_URL": os.environ.get("SMTP_URL") or None,
+        "DIGEST_MINUTES": _int("DIGEST_MINUTES", 60),
+        "MAIL_FROM": os.environ.get("MAIL_FROM", "Plugboard <plugboard@localhost>"),
+        # Webhook delivery, the incident sweep, pruning and digests run in the web workers
+        # (dashboard/clock.py); 0 turns them off in this process.
+        "BACKGROUND_JOBS": os.environ.get("BACKGROUND_JOBS", "1") == "1",
         # Forms and htmx send the token in a header set on <body>; API clients use Bearer tokens.
         "WTF_CSRF_HEADERS": ["X-CSRFToken", "X-CSRF-Token"],
         "WTF_CSRF_TIME_LIMIT": None,

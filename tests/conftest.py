@@ -85,6 +85,8 @@ TEST_CONFIG = {
     "TESTING": True,
     "SECRET_KEY": "test-secret",
     "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
+    "WEBHOOK_ALLOWED_NETWORKS": ["127.0.0.1/32"],  # the tests' receivers
+    "WEBHOOK_RETRY_SECONDS": 1,
 }
 
 
@@ -110,6 +112,9 @@ LIVE_SERVER_ENV = {
     "OCPP_HEARTBEAT_INTERVAL": "60",
     "OCPP_IDLE_TIMEOUT": "4",
     "OCPP_STATUS_SETTLE_SECONDS": "0",
+    "WEBHOOK_ALLOWED_NETWORKS": "127.0.0.1/32",
+    "WEBHOOK_RETRY_SECONDS": "1",
+    "INCIDENT_SWEEP_SECONDS": "1",
 }
 
 

@@ -9,6 +9,9 @@ from dashboard.api import (  # noqa: E402,F401  (routes)
     commands,
     connectors,
     docs,
+    events,
     idtags,
+    incidents,
     transactions,
+    webhooks,
 )

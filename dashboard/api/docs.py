@@ -51,6 +51,18 @@ from dashboard.schemas.connector import (
 )
 from dashboard.schemas.envelope import EmptySchema, request_envelope, response_envelope
 from dashboard.schemas.fields import DecimalString, StrictString
+from dashboard.schemas.integrations import (
+    AcknowledgeSchema,
+    EventPageSchema,
+    EventSchema,
+    IncidentSchema,
+    RedeliverSchema,
+    WebhookCreateSchema,
+    WebhookDeliverySchema,
+    WebhookEndpointSchema,
+    WebhookSecretSchema,
+    WebhookUpdateSchema,
+)
 
 # Components named as the specification names them (ConnectorCreateRequest, ...).
 _COMPONENTS = {
@@ -88,6 +100,22 @@ _COMPONENTS = {
     "IdTagUpdateRequest": request_envelope(IdTagUpdateSchema),
     "IdTagResponse": response_envelope(IdTagSchema),
     "IdTagPageResponse": response_envelope(IdTagSchema, paged=True),
+    "Event": EventSchema,
+    "EventPageResponse": response_envelope(EventPageSchema),
+    "WebhookEndpoint": WebhookEndpointSchema,
+    "WebhookCreateRequest": request_envelope(WebhookCreateSchema),
+    "WebhookUpdateRequest": request_envelope(WebhookUpdateSchema),
+    "WebhookResponse": response_envelope(WebhookEndpointSchema),
+    "WebhookSecretResponse": response_envelope(WebhookSecretSchema),
+    "WebhookPageResponse": response_envelope(WebhookEndpointSchema, paged=True),
+    "WebhookDelivery": WebhookDeliverySchema,
+    "WebhookDeliveryResponse": response_envelope(WebhookDeliverySchema),
+    "WebhookDeliveryPageResponse": response_envelope(WebhookDeliverySchema, paged=True),
+    "RedeliverRequest": request_envelope(RedeliverSchema),
+    "Incident": IncidentSchema,
+    "IncidentResponse": response_envelope(IncidentSchema),
+    "IncidentPageResponse": response_envelope(IncidentSchema, paged=True),
+    "AcknowledgeRequest": request_envelope(AcknowledgeSchema),
     "ErrorResponse": response_envelope(None),
 }
 

@@ -12,7 +12,15 @@ from dashboard.models.charging import (
 from dashboard.models.command import Command
 from dashboard.models.company import Company
 from dashboard.models.connector import HISTORY_SOURCES, Connector, ConnectorStatusHistory
+from dashboard.models.event import OutboxEvent
+from dashboard.models.incident import (
+    ConnectivityEvent,
+    Incident,
+    IncidentRule,
+    JobMark,
+)
 from dashboard.models.user import ApiToken, Role, User
+from dashboard.models.webhook import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "AUTHORIZATION_MODES",
@@ -31,4 +39,11 @@ __all__ = [
     "ConnectorStatusHistory",
     "Role",
     "User",
+    "OutboxEvent",
+    "ConnectivityEvent",
+    "Incident",
+    "IncidentRule",
+    "JobMark",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

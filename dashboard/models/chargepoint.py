@@ -58,6 +58,9 @@ class ChargePoint(db.Model):
     last_seen: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Set while an OCPP connection is open (by whichever worker holds it), else None.
     connected_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set by the sweep when a connected charge point fell silent (stale), cleared when it
+    # is heard again or disconnects: the moment it went stale.
+    stale_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

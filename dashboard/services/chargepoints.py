@@ -11,7 +11,9 @@ from dashboard.extensions import db
 from dashboard.live.events import publish_after_commit
 from dashboard.models import ChargePoint, Company, Connector, User
 from dashboard.models.types import utcnow
+from dashboard.services import incidents
 from dashboard.services.errors import Conflict, NotFound
+from dashboard.services.outbox import emit
 from dashboard.services.pagination import Page, ordering, paginate
 from dashboard.services.permissions import require
 from dashboard.services.visibility import chargepoints_visible_to
@@ -167,7 +169,8 @@ def _announce_ids(
     publish_after_commit(db.session, event)
 
 
-def _stale_after() -> timedelta:
+def stale_after() -> timedelta:
+    """How long a connected charge point may stay silent before it shows as stale."""
     config = current_app.config
     return timedelta(seconds=config["OCPP_HEARTBEAT_INTERVAL"] * config["OCPP_STALE_FACTOR"])
 
@@ -179,7 +182,7 @@ def connection_state(chargepoint: ChargePoint, now: datetime | None = None) -> s
     if chargepoint.connected_since is None:
         return "offline"
     last = chargepoint.last_seen or chargepoint.connected_since
-    return "stale" if (now or utcnow()) - last > _stale_after() else "online"
+    return "stale" if (now or utcnow()) - last > stale_after() else "online"
 
 
 def _connection_condition(state: str):
@@ -187,7 +190,7 @@ def _connection_condition(state: str):
     if state == "offline":
         return ChargePoint.connected_since.is_(None)
     recent = func.coalesce(ChargePoint.last_seen, ChargePoint.connected_since) >= (
-        utcnow() - _stale_after()
+        utcnow() - stale_after()
     )
     connected = ChargePoint.connected_since.is_not(None)
     return and_(connected, recent) if state == "online" else and_(connected, ~recent)
@@ -213,30 +216,39 @@ def record_connected(cp_id: int) -> datetime:
     One UPDATE, no read: a whole fleet may reconnect at once. The announcement names the
     company the charge point belongs to now (the UPDATE returns it)."""
     now = utcnow()
-    company_id = db.session.scalar(
+    row = db.session.execute(
         update(ChargePoint)
         .where(ChargePoint.id == cp_id)
-        .values(connected_since=now, last_seen=now)
-        .returning(ChargePoint.company_id)
+        .values(connected_since=now, last_seen=now, stale_since=None)
+        .returning(ChargePoint.company_id, ChargePoint.identity)
         .execution_options(synchronize_session=False)
-    )
-    if company_id is not None:
-        _announce_ids(cp_id, company_id, "connected")
+    ).first()
+    if row is not None:
+        _announce_ids(cp_id, row.company_id, "connected")
+        emit(None, "chargepoint.connected", row.company_id, _cp_data(cp_id, row.identity))
+        incidents.on_connected(cp_id, now)
     return now
 
 
 def record_disconnected(cp_id: int, since: datetime) -> None:
     """Mark the charge point disconnected, unless a newer connection has marked it since.
     The announcement names the company it belongs to now, not when it connected."""
-    company_id = db.session.scalar(
+    now = utcnow()
+    row = db.session.execute(
         update(ChargePoint)
         .where(ChargePoint.id == cp_id, ChargePoint.connected_since == since)
-        .values(connected_since=None)
-        .returning(ChargePoint.company_id)
+        .values(connected_since=None, stale_since=None)
+        .returning(ChargePoint.company_id, ChargePoint.identity)
         .execution_options(synchronize_session=False)
-    )
-    if company_id is not None:
-        _announce_ids(cp_id, company_id, "disconnected")
+    ).first()
+    if row is not None:
+        _announce_ids(cp_id, row.company_id, "disconnected")
+        emit(None, "chargepoint.disconnected", row.company_id, _cp_data(cp_id, row.identity))
+        incidents.on_disconnected(cp_id, row.company_id, now)
+
+
+def _cp_data(cp_id: int, identity: str, **more) -> dict:
+    return {"chargepoint_id": cp_id, "identity": identity, **more}
 
 
 def record_seen(cp_id: int, moment: datetime | None = None) -> None:
@@ -271,6 +283,19 @@ def record_boot(chargepoint: ChargePoint, boot: dict) -> str:
         chargepoint.last_boot = utcnow()
     db.session.flush()
     _announce(chargepoint, "booted")
+    emit(
+        None,
+        "chargepoint.booted",
+        chargepoint.company_id,
+        _cp_data(
+            chargepoint.id,
+            chargepoint.identity,
+            registration_status=chargepoint.registration_status,
+            vendor=chargepoint.vendor,
+            model=chargepoint.model,
+            firmware_version=chargepoint.firmware_version,
+        ),
+    )
     return chargepoint.registration_status
 
 

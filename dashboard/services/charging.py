@@ -27,6 +27,7 @@ from dashboard.schemas.fields import format_datetime
 from dashboard.services.chargepoints import text_matches, visible_chargepoint, visible_company
 from dashboard.services.connectors import announce as announce_connector
 from dashboard.services.errors import Conflict, Invalid, NotFound
+from dashboard.services.outbox import emit
 from dashboard.services.pagination import Page, ordering, paginate
 from dashboard.services.permissions import require
 from dashboard.services.visibility import idtags_visible_to, transactions_visible_to
@@ -115,6 +116,7 @@ def start_transaction(
     )
     db.session.add(transaction)
     db.session.flush()
+    emit(None, "transaction.started", chargepoint.company_id, transaction_data(transaction))
     connector = db.session.get(Connector, (connector_id, chargepoint.id))
     if connector is not None:
         connector.transaction_id = transaction.id
@@ -124,6 +126,26 @@ def start_transaction(
         connector.meter_timestamp = timestamp
         announce_connector(connector, "updated")
     return transaction, info
+
+
+def transaction_data(transaction: Transaction) -> dict:
+    """A transaction as its events describe it."""
+    energy = (
+        None if transaction.meter_stop is None else transaction.meter_stop - transaction.meter_start
+    )
+    return {
+        "transaction_id": transaction.id,
+        "chargepoint_id": transaction.cp_id,
+        "connector_id": transaction.connector_id,
+        "id_tag": transaction.id_tag,
+        "id_tag_status": transaction.id_tag_status,
+        "meter_start": transaction.meter_start,
+        "start_timestamp": transaction.start_timestamp,
+        "meter_stop": transaction.meter_stop,
+        "stop_timestamp": transaction.stop_timestamp,
+        "stop_reason": transaction.stop_reason,
+        "energy_wh": energy,
+    }
 
 
 def _started(key: dict) -> Transaction | None:
@@ -160,6 +182,7 @@ def stop_transaction(
     transaction.stop_timestamp = timestamp
     transaction.stop_reason = reason or "Local"
     transaction.stop_id_tag = id_tag
+    emit(None, "transaction.ended", chargepoint.company_id, transaction_data(transaction))
     if transaction_data:
         record_meter_values(
             chargepoint.id, transaction.connector_id, transaction.id, transaction_data

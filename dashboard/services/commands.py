@@ -31,6 +31,7 @@ from dashboard.services.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
+from dashboard.services.outbox import emit
 from dashboard.services.pagination import Page, paginate
 from dashboard.services.permissions import require
 from dashboard.services.visibility import transactions_visible_to
@@ -168,7 +169,7 @@ def _call(user: User, chargepoint: ChargePoint, action: str, payload: dict, sour
     """Send the call, log it, and return the answer or raise the service error that says
     what went wrong. The log row is committed here, on its own: a failed call must be
     logged too, while the request's own transaction is rolled back."""
-    identity, cp_id = chargepoint.identity, chargepoint.id
+    identity, cp_id, company_id = chargepoint.identity, chargepoint.id, chargepoint.company_id
     connection = registry.get(identity)
     elsewhere = current_bus() is not None and chargepoint.connected_since is not None
     # Nothing was written: release the database connection while the charge point thinks.
@@ -201,24 +202,53 @@ def _call(user: User, chargepoint: ChargePoint, action: str, payload: dict, sour
             f"Charge point {identity} is connected to another worker or host, which cannot "
             "be reached now (Redis is unavailable); try again shortly"
         )
-    _log(user, cp_id, action, payload, answer, outcome, failure, source, started)
+    _log(
+        user,
+        (cp_id, identity, company_id),
+        action,
+        payload,
+        answer,
+        outcome,
+        failure,
+        source,
+        started,
+    )
     if failure is not None:
         raise failure
     return answer
 
 
-def _log(user, cp_id, action, payload, answer, outcome, failure, source, started) -> None:
-    db.session.add(
-        Command(
-            cp_id=cp_id,
-            action=action,
-            request=json.dumps(payload),
-            answer=None if answer is None else json.dumps(answer),
-            outcome=outcome,
-            error=None if failure is None else failure.message[:300],
-            source=source,
-            user_id=getattr(user, "id", None),
-            duration_ms=round((time.monotonic() - started) * 1000),
-        )
+def _log(user, chargepoint, action, payload, answer, outcome, failure, source, started) -> None:
+    cp_id, identity, company_id = chargepoint
+    command = Command(
+        cp_id=cp_id,
+        action=action,
+        request=json.dumps(payload),
+        answer=None if answer is None else json.dumps(answer),
+        outcome=outcome,
+        error=None if failure is None else failure.message[:300],
+        source=source,
+        user_id=getattr(user, "id", None),
+        duration_ms=round((time.monotonic() - started) * 1000),
+    )
+    db.session.add(command)
+    db.session.flush()
+    emit(
+        None,
+        "command.completed",
+        company_id,
+        {
+            "command_id": command.id,
+            "chargepoint_id": cp_id,
+            "identity": identity,
+            "action": action,
+            "request": payload,
+            "outcome": outcome,
+            "answer": answer,
+            "error": command.error,
+            "source": source,
+            "user": getattr(user, "email", None),
+            "duration_ms": command.duration_ms,
+        },
     )
     db.session.commit()

@@ -14,8 +14,10 @@ from dashboard.extensions import db
 from dashboard.live.events import publish_after_commit
 from dashboard.models import ChargePoint, Company, Connector, ConnectorStatusHistory, User
 from dashboard.models.types import utcnow
+from dashboard.services import incidents
 from dashboard.services.chargepoints import text_matches, visible_chargepoint
 from dashboard.services.errors import Conflict, NotFound
+from dashboard.services.outbox import emit
 from dashboard.services.pagination import Page, ordering, paginate
 from dashboard.services.permissions import require
 from dashboard.services.status import is_expected_transition
@@ -199,6 +201,13 @@ def update_connector(
     require(user, "update.connector")
     connector = _visible_connector(user, cp_id, connector_id)
     _set_spec(connector, spec)
+    if db.session.is_modified(connector):
+        emit(
+            None,
+            "connector.updated",
+            connector.chargepoint.company_id,
+            connector_data(connector, connector.connector_status, connector.connector_error_code),
+        )
     status = connector_status or connector.connector_status
     error_code = connector_error_code or connector.connector_error_code
     if (status, error_code) != (connector.connector_status, connector.connector_error_code):
@@ -215,6 +224,12 @@ def delete_connector(user: User, cp_id: int, connector_id: int) -> None:
     require(user, "delete.connector")
     connector = _visible_connector(user, cp_id, connector_id)
     announce(connector, "deleted")
+    emit(
+        None,
+        "connector.deleted",
+        connector.chargepoint.company_id,
+        {"chargepoint_id": cp_id, "connector_id": connector_id},
+    )
     db.session.delete(connector)
     db.session.flush()
 
@@ -284,8 +299,30 @@ def apply_status(
     db.session.add(row)
     if source == "ocpp":
         connector.status_reported = now
+    company_id = connector.chargepoint.company_id
+    if is_new:
+        emit(None, "connector.created", company_id, connector_data(connector, status, error_code))
+    emit(
+        None,
+        "connector.status_changed",
+        company_id,
+        {
+            "chargepoint_id": connector.connector_cp_id,
+            "connector_id": connector.connector_id,
+            "previous_status": previous,
+            "status": status,
+            "error_code": error_code,
+            "info": info,
+            "vendor_error_code": vendor_error_code,
+            "timestamp": row.event_time,
+            "source": source,
+            "unexpected": row.unexpected,
+            "late": stale,
+        },
+    )
     if stale:
         return row
+    incidents.on_status(connector, previous, status, error_code, source, row.event_time)
     connector.connector_status = status
     connector.connector_error_code = error_code
     connector.info = info
@@ -298,6 +335,20 @@ def apply_status(
         connector.status_timestamp = event_time or now
     announce(connector, "created" if is_new else "updated")
     return row
+
+
+def connector_data(connector: Connector, status: str, error_code: str) -> dict:
+    """A connector as its events describe it (the API's field names)."""
+    return {
+        "chargepoint_id": connector.connector_cp_id,
+        "connector_id": connector.connector_id,
+        "connector_type": connector.connector_type,
+        "connector_status": status,
+        "connector_error_code": error_code,
+        "connector_enabled": connector.connector_enabled is not False,
+        "connector_max_volt": connector.connector_max_volt,
+        "connector_max_amp": connector.connector_max_amp,
+    }
 
 
 def announce(connector: Connector, action: str) -> None:

@@ -12,18 +12,33 @@ from dashboard.extensions import db
 from dashboard.models import Role, User
 from dashboard.services.errors import Forbidden
 
-RESOURCES = ("connector", "chargepoint", "idtag")
+RESOURCES = ("connector", "chargepoint", "idtag", "webhook")
 VERBS = ("create", "read", "update", "delete")
-# Transactions are written by charge points only: they are read.
+# Transactions are written by charge points only: they are read. Events are read; incidents
+# are read and acknowledged (update); the rules that open incidents are set by operators.
 PERMISSIONS = (
     *(f"{verb}.{resource}" for resource in RESOURCES for verb in VERBS),
     "read.transaction",
+    "read.event",
+    "read.incident",
+    "update.incident",
+    "update.incident_rule",
 )
 
 BUILTIN_ROLES: dict[str, dict] = {
     "superadmin": {"permissions": list(PERMISSIONS), "all_companies": True},
     "company_user": {
-        "permissions": ["read.connector", "read.chargepoint", "read.idtag", "read.transaction"],
+        "permissions": [
+            "read.connector",
+            "read.chargepoint",
+            "read.idtag",
+            "read.transaction",
+            # Their own company's events, webhooks and incidents.
+            "read.event",
+            *(f"{verb}.webhook" for verb in VERBS),
+            "read.incident",
+            "update.incident",
+        ],
         "all_companies": False,
     },
 }

@@ -15,7 +15,7 @@ from sqlalchemy.orm import contains_eager
 from dashboard.models import ChargePoint, Connector, IdTag, Transaction, User
 
 
-def _scope(user: User) -> int | None:
+def company_scope(user: User) -> int | None:
     """None: every company; otherwise the id of the user's company (0: none, sees nothing)."""
     if user.is_superadmin:
         return None
@@ -54,13 +54,13 @@ def _connectors_in(scope: int | None) -> Select:
 
 def chargepoints_visible_to(user: User) -> Select:
     """SELECT of the charge points `user` may see (the same object for the same scope)."""
-    return _chargepoints_in(_scope(user))
+    return _chargepoints_in(company_scope(user))
 
 
 def connectors_visible_to(user: User) -> Select:
     """SELECT of the connectors `user` may see, joined to their charge point (the same
     object for the same scope)."""
-    return _connectors_in(_scope(user))
+    return _connectors_in(company_scope(user))
 
 
 @lru_cache(maxsize=4096)
@@ -72,13 +72,18 @@ def _transactions_in(scope: int | None) -> Select:
 
 def transactions_visible_to(user: User) -> Select:
     """SELECT of the transactions of the charge points `user` may see, joined to them."""
-    return _transactions_in(_scope(user))
+    return _transactions_in(company_scope(user))
 
 
 def idtags_visible_to(user: User) -> Select:
     """SELECT of the id tags of the companies `user` may see."""
-    scope = _scope(user)
-    query = select(IdTag)
+    return scoped(select(IdTag), IdTag.company_id, user)
+
+
+def scoped(query: Select, company_column, user: User) -> Select:
+    """`query` limited to the rows whose `company_column` is a company `user` may see: for
+    what belongs to a company directly (events, incidents, webhook endpoints)."""
+    scope = company_scope(user)
     if scope is None:
         return query
-    return query.where(IdTag.company_id == scope) if scope else query.where(false())
+    return query.where(company_column == scope) if scope else query.where(false())

@@ -1,0 +1,85 @@
+"""Work that runs on a clock, inside every web worker: no extra daemon to deploy.
+
+- the sweep (`services.incidents.sweep`) every INCIDENT_SWEEP_SECONDS: one process at a
+  time gets through (a PostgreSQL advisory lock; SQLite has one worker);
+- webhook deliveries (`services.webhooks`), woken by every commit that wrote events (the
+  event bus carries the wake-up between processes) and at least once a second;
+- pruning of old events, delivery log rows and meter values, hourly;
+- the incident e-mail digest (`services.digests`), when SMTP_URL is set.
+
+Started once per process, by the first request it serves (after gunicorn's fork), unless
+BACKGROUND_JOBS is off (the unit tests call the jobs themselves).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from flask import Flask
+
+from dashboard.extensions import db
+from dashboard.live import events as bus
+
+log = logging.getLogger(__name__)
+
+_started = False
+_start_lock = threading.Lock()
+
+
+def start(app: Flask) -> None:
+    """Start this process's clock threads (once)."""
+    global _started
+    if _started:
+        return
+    with _start_lock:
+        if _started:
+            return
+        _started = True
+    wake = threading.Event()
+    bus.subscribe(lambda event: wake.set() if event.get("type") == "outbox" else None)
+    for target, args in ((_sweeper, (app,)), (_deliverer, (app, wake))):
+        threading.Thread(target=target, args=args, name=target.__name__, daemon=True).start()
+    log.info("background jobs started")
+
+
+def _run(app: Flask, job, name: str):
+    with app.app_context():
+        try:
+            return job()
+        except Exception:
+            db.session.rollback()
+            log.exception("background job %s failed", name)
+            return None
+        finally:
+            db.session.remove()
+
+
+def _sweeper(app: Flask) -> None:
+    from dashboard.services import digests, incidents, maintenance
+
+    interval = app.config["INCIDENT_SWEEP_SECONDS"]
+    while True:
+        time.sleep(interval)
+        _run(app, incidents.sweep, "incident sweep")
+        _run(app, maintenance.prune_due, "pruning")
+        _run(app, digests.send_due, "e-mail digest")
+
+
+def _deliverer(app: Flask, wake: threading.Event) -> None:
+    from dashboard.services import webhooks
+
+    concurrency = app.config["WEBHOOK_CONCURRENCY"]
+    while True:
+        wake.wait(1.0)
+        wake.clear()
+        # Several endpoints at once: one slow receiver does not hold up the others.
+        runners = [
+            threading.Thread(target=_run, args=(app, webhooks.deliver_due, "webhooks"))
+            for _ in range(concurrency)
+        ]
+        for runner in runners:
+            runner.start()
+        for runner in runners:
+            runner.join()

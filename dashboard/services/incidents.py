@@ -1,0 +1,542 @@
+"""Incidents: a connector faulted, a charge point offline, a connector unavailable that no
+operator made so, a charge point that keeps reconnecting.
+
+A condition is recorded the moment it begins, as a *pending* incident, in the transaction
+of the change that began it (a StatusNotification, a disconnection); it is deleted if the
+condition ends within its rule's hold-down, and opened by the sweep once the hold-down has
+passed. So a charger that reconnects at once, or a connector that recovers within the
+hold-down, opens nothing, and everything is in the database: a restart loses nothing.
+
+The unique index on (kind, subject) of unresolved incidents makes a second row for the
+same condition impossible, whichever process or host sees it; inserts that would make one
+are skipped (ON CONFLICT DO NOTHING). The sweep runs in every web worker, but only one
+process at a time gets through (a PostgreSQL advisory lock; SQLite has one worker).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func, or_, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from dashboard.extensions import db
+from dashboard.live.events import publish_after_commit
+from dashboard.models import (
+    ChargePoint,
+    Command,
+    Company,
+    ConnectivityEvent,
+    Incident,
+    IncidentRule,
+    User,
+)
+from dashboard.models.incident import KINDS
+from dashboard.models.types import utcnow
+from dashboard.services import outbox
+from dashboard.services.errors import Conflict, Invalid, NotFound
+from dashboard.services.pagination import Page, paginate
+from dashboard.services.permissions import require
+from dashboard.services.visibility import scoped
+
+log = logging.getLogger(__name__)
+
+# pg_try_advisory_xact_lock key of the sweep ("PBSWEEP").
+SWEEP_LOCK = 0x5042535745455000
+
+
+@dataclass(frozen=True)
+class Rule:
+    kind: str
+    enabled: bool
+    seconds: int  # hold-down, or the flapping window
+    threshold: int | None = None  # flapping: more connections than this in the window
+
+
+DEFAULT_RULES = {
+    "faulted": Rule("faulted", True, 120),
+    "offline": Rule("offline", True, 300),
+    "unavailable": Rule("unavailable", True, 600),
+    "flapping": Rule("flapping", True, 3600, 5),
+}
+RULE_LABELS = {
+    "faulted": "Connector Faulted",
+    "offline": "Charge point offline or stale",
+    "unavailable": "Connector Unavailable (not set by an operator)",
+    "flapping": "Charge point reconnecting",
+}
+# A Faulted/NoError this soon after a BootNotification is a charger's self-test: ignored.
+BOOT_GRACE = timedelta(seconds=120)
+
+
+# --- rules ------------------------------------------------------------------------------
+
+
+def rules(company_id: int | None = None) -> dict[str, Rule]:
+    """The rules in force for `company_id`: its overrides, else the operator's defaults,
+    else the built-in ones."""
+    rows = db.session.scalars(
+        select(IncidentRule).where(
+            or_(IncidentRule.company_id.is_(None), IncidentRule.company_id == company_id)
+        )
+    )
+    found = dict(DEFAULT_RULES)
+    overrides = {}
+    for row in rows:
+        rule = Rule(row.kind, row.enabled, row.seconds, row.threshold)
+        if row.company_id is None:
+            found[row.kind] = rule
+        else:
+            overrides[row.kind] = rule
+    found.update(overrides)
+    return found
+
+
+class _Rules:
+    """Every company's rules, read once per sweep."""
+
+    def __init__(self):
+        self.defaults = dict(DEFAULT_RULES)
+        self.overrides: dict[tuple[int, str], Rule] = {}
+        for row in db.session.scalars(select(IncidentRule)):
+            rule = Rule(row.kind, row.enabled, row.seconds, row.threshold)
+            if row.company_id is None:
+                self.defaults[row.kind] = rule
+            else:
+                self.overrides[(row.company_id, row.kind)] = rule
+
+    def get(self, company_id: int, kind: str) -> Rule:
+        return self.overrides.get((company_id, kind)) or self.defaults[kind]
+
+
+def rule_rows(user: User) -> tuple[dict[str, Rule], list[tuple[Company, str, Rule]]]:
+    """For the settings page: the defaults, and every company override."""
+    require(user, "update.incident_rule")
+    defaults = rules(None)
+    rows = db.session.execute(
+        select(Company, IncidentRule)
+        .join(IncidentRule, IncidentRule.company_id == Company.id)
+        .order_by(Company.name, IncidentRule.kind)
+    )
+    overrides = [
+        (company, row.kind, Rule(row.kind, row.enabled, row.seconds, row.threshold))
+        for company, row in rows
+    ]
+    return defaults, overrides
+
+
+def set_rule(
+    user: User,
+    kind: str,
+    *,
+    company_id: int | None,
+    enabled: bool,
+    seconds: int,
+    threshold: int | None = None,
+) -> Rule:
+    """Set the default rule of `kind` (company_id None) or a company's override."""
+    require(user, "update.incident_rule")
+    if kind not in KINDS:
+        raise NotFound(f"No incident rule {kind!r}")
+    if not 0 < seconds <= 7 * 86400:
+        raise Invalid("Invalid rule", {"seconds": ["Between 1 second and 7 days."]})
+    if kind == "flapping" and (threshold is None or not 0 < threshold <= 1000):
+        raise Invalid("Invalid rule", {"threshold": ["Between 1 and 1000 connections."]})
+    if company_id is not None and db.session.get(Company, company_id) is None:
+        raise NotFound(f"Company {company_id} not found")
+    row = db.session.scalar(
+        select(IncidentRule).where(
+            IncidentRule.kind == kind,
+            IncidentRule.company_id.is_(None)
+            if company_id is None
+            else IncidentRule.company_id == company_id,
+        )
+    )
+    if row is None:
+        row = IncidentRule(kind=kind, company_id=company_id)
+        db.session.add(row)
+    row.enabled = enabled
+    row.seconds = seconds
+    row.threshold = threshold if kind == "flapping" else None
+    db.session.flush()
+    return Rule(kind, enabled, seconds, row.threshold)
+
+
+def remove_override(user: User, kind: str, company_id: int) -> None:
+    """A company goes back to the default rule of `kind`."""
+    require(user, "update.incident_rule")
+    db.session.execute(
+        delete(IncidentRule).where(IncidentRule.kind == kind, IncidentRule.company_id == company_id)
+    )
+
+
+# --- conditions begin and end -------------------------------------------------------------
+
+
+def _begin(
+    kind, company_id, cp_id, connector_id, since, error_code=None, detail=None, opened_at=None
+) -> None:
+    """Record that condition `kind` of a charge point or connector began at `since`:
+    pending, or open at `opened_at`. Nothing if it is recorded already."""
+    subject = str(cp_id) if connector_id is None else f"{cp_id}/{connector_id}"
+    dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
+    inserted = db.session.execute(
+        dialect.insert(Incident)
+        .values(
+            kind=kind,
+            state="pending" if opened_at is None else "open",
+            subject=subject,
+            company_id=company_id,
+            cp_id=cp_id,
+            connector_id=connector_id,
+            since=since,
+            opened_at=opened_at,
+            error_code=error_code,
+            detail=detail,
+        )
+        .on_conflict_do_nothing()
+        .returning(Incident.id)
+    ).scalar()
+    if inserted is not None and opened_at is not None:
+        _announce(db.session.get(Incident, inserted), "opened")
+
+
+def _end(kind: str, subject: str, at: datetime) -> None:
+    """The condition `kind` of `subject` ended at `at`: a pending incident is forgotten,
+    an open one is resolved."""
+    db.session.execute(
+        delete(Incident)
+        .where(Incident.kind == kind, Incident.subject == subject, Incident.state == "pending")
+        .execution_options(synchronize_session=False)
+    )
+    resolved = db.session.execute(
+        update(Incident)
+        .where(Incident.kind == kind, Incident.subject == subject, Incident.state == "open")
+        .values(state="resolved", resolved_at=at)
+        .returning(Incident.id)
+        .execution_options(synchronize_session=False)
+    ).scalars()
+    for incident_id in list(resolved):
+        _announce(db.session.get(Incident, incident_id), "resolved")
+
+
+def on_status(connector, previous: str | None, status: str, error_code: str, source: str, at):
+    """A connector's status changed (from `apply_status`, any source)."""
+    subject = f"{connector.connector_cp_id}/{connector.connector_id}"
+    if previous == "Faulted" and status != "Faulted":
+        _end("faulted", subject, at)
+    if previous == "Unavailable" and status != "Unavailable":
+        _end("unavailable", subject, at)
+    chargepoint = connector.chargepoint
+    if status == "Faulted" and not _boot_self_test(chargepoint, error_code, at):
+        _begin(
+            "faulted",
+            chargepoint.company_id,
+            chargepoint.id,
+            connector.connector_id,
+            at,
+            error_code,
+            connector.info or connector.vendor_error_code,
+        )
+    elif (
+        status == "Unavailable"
+        and previous != "Unavailable"
+        and not _operator_made(chargepoint.id, connector.connector_id, source)
+    ):
+        _begin("unavailable", chargepoint.company_id, chargepoint.id, connector.connector_id, at)
+
+
+def _boot_self_test(chargepoint: ChargePoint, error_code: str, at: datetime) -> bool:
+    return (
+        error_code == "NoError"
+        and chargepoint.last_boot is not None
+        and abs(at - chargepoint.last_boot) <= BOOT_GRACE
+    )
+
+
+def _operator_made(cp_id: int, connector_id: int, source: str) -> bool:
+    """Whether an operator made the connector Unavailable: set from a page, the API or the
+    CLI, or asked of the charge point (ChangeAvailability Inoperative, accepted or
+    scheduled, for this connector or the whole charge point) and not asked back since."""
+    if source != "ocpp":
+        return True
+    answered = db.session.scalars(
+        select(Command)
+        .where(
+            Command.cp_id == cp_id,
+            Command.action == "ChangeAvailability",
+            Command.outcome == "answered",
+        )
+        .order_by(Command.created.desc(), Command.id.desc())
+        .limit(20)
+    )
+    for command in answered:
+        request = json.loads(command.request)
+        if request.get("connectorId") not in (0, connector_id):
+            continue
+        if json.loads(command.answer or "{}").get("status") not in ("Accepted", "Scheduled"):
+            continue
+        return request.get("type") == "Inoperative"
+    return False
+
+
+def on_disconnected(cp_id: int, company_id: int, at: datetime) -> None:
+    """A charge point's socket closed: the offline condition begins."""
+    db.session.add(ConnectivityEvent(cp_id=cp_id, kind="disconnected", at=at))
+    _begin("offline", company_id, cp_id, None, at, detail="disconnected")
+
+
+def on_connected(cp_id: int, at: datetime) -> None:
+    """A charge point connected: logged (flapping counts these). Its offline condition
+    ends in the next sweep, which sees it connected."""
+    db.session.add(ConnectivityEvent(cp_id=cp_id, kind="connected", at=at))
+
+
+# --- the sweep --------------------------------------------------------------------------
+
+
+def _sweep_lock() -> bool:
+    if db.session.get_bind().dialect.name != "postgresql":
+        return True  # SQLite: one worker
+    return bool(db.session.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": SWEEP_LOCK}))
+
+
+def sweep(now: datetime | None = None) -> bool:
+    """Evaluate the time-based rules: charge points gone stale or back, offline conditions
+    ended, flapping, and pending incidents whose hold-down has passed. Commits. Returns
+    False when another process holds the sweep."""
+    from dashboard.services.chargepoints import stale_after
+
+    now = now or utcnow()
+    if not _sweep_lock():
+        db.session.rollback()
+        return False
+    in_force = _Rules()
+    silent_for = stale_after()
+    last_heard = func.coalesce(ChargePoint.last_seen, ChargePoint.connected_since)
+    # Connected charge points that fell silent: stale, the offline condition begins.
+    for cp in db.session.scalars(
+        select(ChargePoint).where(
+            ChargePoint.connected_since.is_not(None),
+            ChargePoint.stale_since.is_(None),
+            last_heard < now - silent_for,
+        )
+    ):
+        cp.stale_since = (cp.last_seen or cp.connected_since) + silent_for
+        db.session.add(ConnectivityEvent(cp_id=cp.id, kind="stale", at=cp.stale_since))
+        outbox.emit(
+            None,
+            "chargepoint.stale",
+            cp.company_id,
+            {"chargepoint_id": cp.id, "identity": cp.identity, "last_seen": cp.last_seen},
+        )
+        publish_after_commit(
+            db.session,
+            {"type": "chargepoint", "action": "stale", "cp_id": cp.id, "company_id": cp.company_id},
+        )
+        _begin("offline", cp.company_id, cp.id, None, cp.stale_since, detail="stale")
+    # Stale ones heard again.
+    for cp in db.session.scalars(
+        select(ChargePoint).where(
+            ChargePoint.connected_since.is_not(None),
+            ChargePoint.stale_since.is_not(None),
+            last_heard >= now - silent_for,
+        )
+    ):
+        db.session.add(ConnectivityEvent(cp_id=cp.id, kind="back", at=cp.last_seen))
+        cp.stale_since = None
+        outbox.emit(
+            None,
+            "chargepoint.connected",
+            cp.company_id,
+            {"chargepoint_id": cp.id, "identity": cp.identity, "after_stale": True},
+        )
+    db.session.flush()
+    # Offline conditions of charge points connected and heard now: ended.
+    ended = db.session.execute(
+        select(Incident, ChargePoint)
+        .join(ChargePoint, Incident.cp_id == ChargePoint.id)
+        .where(
+            Incident.kind == "offline",
+            Incident.state != "resolved",
+            ChargePoint.connected_since.is_not(None),
+            ChargePoint.stale_since.is_(None),
+        )
+    ).all()
+    for incident, cp in ended:
+        back = cp.connected_since if cp.connected_since >= incident.since else cp.last_seen
+        _end("offline", incident.subject, back or now)
+    _flapping(now, in_force)
+    # Pending incidents whose hold-down has passed: open.
+    for incident in db.session.scalars(
+        select(Incident).where(Incident.state == "pending").order_by(Incident.since)
+    ):
+        rule = in_force.get(incident.company_id, incident.kind)
+        if rule.enabled and incident.since <= now - timedelta(seconds=rule.seconds):
+            incident.state = "open"
+            incident.opened_at = now
+            _announce(incident, "opened")
+    db.session.commit()
+    return True
+
+
+def _flapping(now: datetime, in_force: _Rules) -> None:
+    """Open an incident for each charge point that connected more often than its rule
+    allows within the rule's window (no hold-down: the count is the evidence); resolve
+    those that have calmed down."""
+    windows = {in_force.defaults["flapping"].seconds} | {
+        rule.seconds for (_, kind), rule in in_force.overrides.items() if kind == "flapping"
+    }
+    counts: dict[tuple[int, int], tuple[int, datetime]] = {}
+    for window in windows:  # one query per distinct window (usually one)
+        rows = db.session.execute(
+            select(ConnectivityEvent.cp_id, func.count(), func.min(ConnectivityEvent.at))
+            .where(
+                ConnectivityEvent.kind == "connected",
+                ConnectivityEvent.at > now - timedelta(seconds=window),
+            )
+            .group_by(ConnectivityEvent.cp_id)
+        )
+        for cp_id, count, first in rows:
+            counts[(cp_id, window)] = (count, first)
+    owners = dict(
+        db.session.execute(
+            select(ChargePoint.id, ChargePoint.company_id).where(
+                ChargePoint.id.in_({cp_id for cp_id, _ in counts})
+            )
+        ).all()
+    )
+    flapping_now = set()
+    for cp_id, company_id in owners.items():
+        rule = in_force.get(company_id, "flapping")
+        count, first = counts.get((cp_id, rule.seconds), (0, now))
+        if rule.enabled and count > (rule.threshold or 0):
+            flapping_now.add(cp_id)
+            detail = f"{count} connections in {rule.seconds // 60} min"
+            _begin("flapping", company_id, cp_id, None, first, detail=detail, opened_at=now)
+    for incident in db.session.scalars(
+        select(Incident).where(Incident.kind == "flapping", Incident.state == "open")
+    ):
+        if incident.cp_id not in flapping_now:
+            _end("flapping", incident.subject, now)
+
+
+# --- reading and acknowledging ------------------------------------------------------------
+
+
+def incident_data(incident: Incident) -> dict:
+    """The incident as events and the API show it."""
+    return {
+        "id": incident.id,
+        "kind": incident.kind,
+        "state": incident.state,
+        "chargepoint_id": incident.cp_id,
+        "chargepoint_identity": incident.chargepoint.identity,
+        "connector_id": incident.connector_id,
+        "company_id": incident.company_id,
+        "error_code": incident.error_code,
+        "detail": incident.detail,
+        "since": outbox.iso(incident.since),
+        "opened_at": outbox.iso(incident.opened_at),
+        "resolved_at": outbox.iso(incident.resolved_at),
+        "duration_seconds": incident.duration_seconds,
+        "acknowledged_at": outbox.iso(incident.acknowledged_at),
+        "acknowledged_by": incident.acknowledged_by.email if incident.acknowledged_by else None,
+        "acknowledgement_note": incident.acknowledgement_note,
+    }
+
+
+def _announce(incident: Incident, action: str) -> None:
+    db.session.flush()
+    db.session.refresh(incident)
+    outbox.emit(None, f"incident.{action}", incident.company_id, incident_data(incident))
+    publish_after_commit(
+        db.session,
+        {
+            "type": "incident",
+            "action": action,
+            "incident_id": incident.id,
+            "cp_id": incident.cp_id,
+            "connector_id": incident.connector_id,
+            "company_id": incident.company_id,
+        },
+    )
+
+
+def _visible(user: User):
+    query = select(Incident).where(Incident.state != "pending")
+    return scoped(query, Incident.company_id, user)
+
+
+def list_incidents(
+    user: User,
+    *,
+    state: str | None = None,
+    kind: str | None = None,
+    cp_id: int | None = None,
+    connector_id: int | None = None,
+    company_id: int | None = None,
+    page: int = 1,
+    per_page: int = 20,
+) -> Page:
+    """Incidents `user` may see, open ones first, newest first."""
+    require(user, "read.incident")
+    query = _visible(user)
+    if state == "unacknowledged":
+        query = query.where(Incident.state == "open", Incident.acknowledged_at.is_(None))
+    elif state:
+        query = query.where(Incident.state == state)
+    if kind:
+        query = query.where(Incident.kind == kind)
+    if cp_id is not None:
+        query = query.where(Incident.cp_id == cp_id)
+    if connector_id is not None:
+        query = query.where(Incident.connector_id == connector_id)
+    if company_id is not None:
+        query = query.where(Incident.company_id == company_id)
+    query = query.order_by(
+        (Incident.state == "open").desc(), Incident.opened_at.desc(), Incident.id.desc()
+    )
+    return paginate(query, page, per_page)
+
+
+def open_count(user: User) -> int:
+    """How many open incidents `user` may see (the navigation's badge)."""
+    if not user.can("read.incident"):
+        return 0
+    query = scoped(
+        select(func.count()).select_from(Incident).where(Incident.state == "open"),
+        Incident.company_id,
+        user,
+    )
+    return db.session.scalar(query) or 0
+
+
+def get_incident(user: User, incident_id: int) -> Incident:
+    require(user, "read.incident")
+    incident = db.session.scalar(_visible(user).where(Incident.id == incident_id))
+    if incident is None:
+        raise NotFound(f"Incident {incident_id} not found")
+    return incident
+
+
+def acknowledge(user: User, incident_id: int, note: str | None = None) -> Incident:
+    """`user` has seen the incident and is on it (a note says what is being done)."""
+    require(user, "update.incident")
+    incident = get_incident(user, incident_id)
+    if incident.acknowledged_at is not None:
+        raise Conflict(
+            f"Incident {incident_id} was acknowledged already, by "
+            f"{incident.acknowledged_by.email if incident.acknowledged_by else 'a deleted user'}"
+        )
+    note = (note or "").strip() or None
+    if note is not None and len(note) > 500:
+        raise Invalid("Invalid note", {"note": ["At most 500 characters."]})
+    incident.acknowledged_at = utcnow()
+    incident.acknowledged_by_id = user.id
+    incident.acknowledgement_note = note
+    _announce(incident, "acknowledged")
+    return incident

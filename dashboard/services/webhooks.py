@@ -1,0 +1,551 @@
+"""Webhooks: a company's endpoints, and the delivery of its events to them.
+
+Each event is POSTed as JSON and signed as the Standard Webhooks specification says
+(`webhook-id`, `webhook-timestamp`, `webhook-signature`: HMAC-SHA256 with the endpoint's
+secret, by the `standardwebhooks` package). Delivery is at least once and in order per
+endpoint: an endpoint's `cursor` is the last event it has had, and the next one is not sent
+until that one was answered with a 2xx. A failure is retried with exponential back-off;
+after failing for WEBHOOK_DISABLE_AFTER_HOURS (24) the endpoint is disabled, and its owner
+is told why. Re-enabled, it goes on from where it stopped (events are kept
+EVENTS_RETENTION_DAYS).
+
+Delivery runs in the web workers (`dashboard.clock`): a worker *leases* an endpoint
+(claimed with FOR UPDATE SKIP LOCKED on PostgreSQL), delivers what is due, and gives the
+lease back, so each endpoint has one deliverer at a time across every process and host.
+
+Addresses are checked when an endpoint is saved and again, resolved afresh, before every
+run of deliveries; the connection goes to the address that was checked. Loopback, private,
+link-local and other special addresses are refused unless WEBHOOK_ALLOWED_NETWORKS lists
+them.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import json
+import logging
+import secrets
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+import urllib3
+from flask import current_app
+from sqlalchemy import func, select, update
+from standardwebhooks.webhooks import Webhook
+
+from dashboard.extensions import db
+from dashboard.models import Company, OutboxEvent, User, WebhookDelivery, WebhookEndpoint
+from dashboard.models.types import utcnow
+from dashboard.services.errors import Invalid, NotFound
+from dashboard.services.outbox import EVENT_TYPES, as_dict, last_event_id
+from dashboard.services.pagination import Page, paginate
+from dashboard.services.permissions import require
+from dashboard.services.visibility import company_scope, scoped
+
+log = logging.getLogger(__name__)
+
+# How long one run may deliver for an endpoint before it lets others have a turn, and how
+# long its lease lasts (a process that dies holding one frees it when it expires).
+RUN_SECONDS = 2.0
+LEASE = timedelta(seconds=60)
+# Events read per query, and delivery log rows written per commit while all goes well.
+FETCH = 200
+COMMIT_EVERY = 50
+MAX_BACKOFF = timedelta(hours=1)
+USER_AGENT = "Plugboard-Webhooks/1"
+
+
+# --- endpoints --------------------------------------------------------------------------
+
+
+def new_secret() -> str:
+    """A Standard Webhooks secret: "whsec_" and 32 random bytes in base64."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def _allowed_networks() -> list:
+    return [
+        ipaddress.ip_network(net.strip(), strict=False)
+        for net in current_app.config.get("WEBHOOK_ALLOWED_NETWORKS", ())
+        if net.strip()
+    ]
+
+
+class AddressRefused(Exception):
+    """The endpoint's name resolves to an address webhooks may not be sent to."""
+
+
+def resolve(url: str) -> tuple[str, int, str]:
+    """(host name, port, address checked) of `url`: the first address its host name
+    resolves to; AddressRefused if it cannot be resolved or any address it resolves to is
+    not public (unless WEBHOOK_ALLOWED_NETWORKS allows it)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise AddressRefused(f"{host} cannot be resolved ({exc})") from exc
+    allowed = _allowed_networks()
+    addresses = []
+    for *_, sockaddr in infos:
+        address = ipaddress.ip_address(sockaddr[0].split("%")[0])
+        if not address.is_global and not any(address in net for net in allowed):
+            raise AddressRefused(
+                f"{host} resolves to {address}, a loopback, private, link-local or reserved "
+                "address (WEBHOOK_ALLOWED_NETWORKS may allow it)"
+            )
+        addresses.append(str(address))
+    if not addresses:
+        raise AddressRefused(f"{host} has no address")
+    return host, port, addresses[0]
+
+
+def _check_url(url: str) -> str:
+    url = (url or "").strip()
+    parts = urlsplit(url)
+    problem = None
+    if len(url) > 2000:
+        problem = "At most 2000 characters."
+    elif parts.scheme not in ("http", "https") or not parts.hostname:
+        problem = "An http:// or https:// address with a host name."
+    elif parts.username or parts.password:
+        problem = "No user name or password in the address."
+    else:
+        try:
+            parts.port  # noqa: B018  (raises on a bad port)
+        except ValueError:
+            problem = "The port is not valid."
+    if problem is None:
+        try:
+            resolve(url)
+        except AddressRefused as exc:
+            problem = f"{exc}."
+    if problem:
+        raise Invalid("Invalid webhook endpoint", {"url": [problem]})
+    return url
+
+
+def _check_types(event_types) -> list[str]:
+    if event_types is None:
+        return []
+    unknown = sorted(set(event_types) - set(EVENT_TYPES))
+    if unknown:
+        raise Invalid(
+            "Invalid webhook endpoint",
+            {"event_types": [f"Unknown event types: {', '.join(unknown)}."]},
+        )
+    return sorted(set(event_types))
+
+
+def _check_description(description: str | None) -> str | None:
+    description = (description or "").strip() or None
+    if description and len(description) > 200:
+        raise Invalid("Invalid webhook endpoint", {"description": ["At most 200 characters."]})
+    return description
+
+
+def _company_for(user: User, company_id: int | None) -> int:
+    scope = company_scope(user)
+    if scope is not None:  # a company user: their own company, whatever was asked
+        if company_id not in (None, scope) or not scope:
+            raise NotFound(f"Company {company_id} not found")
+        return scope
+    if company_id is None:
+        raise Invalid("Invalid webhook endpoint", {"company_id": ["A company is needed."]})
+    if db.session.get(Company, company_id) is None:
+        raise NotFound(f"Company {company_id} not found")
+    return company_id
+
+
+def create_endpoint(
+    user: User,
+    *,
+    url: str,
+    company_id: int | None = None,
+    event_types: list[str] | None = None,
+    description: str | None = None,
+    enabled: bool = True,
+) -> WebhookEndpoint:
+    """A new endpoint of a company (a company user's own). It gets the events committed
+    from now on. Its secret is in `endpoint.secret`: show it now, it is not shown again."""
+    require(user, "create.webhook")
+    endpoint = WebhookEndpoint(
+        company_id=_company_for(user, company_id),
+        url=_check_url(url),
+        event_types=_check_types(event_types),
+        description=_check_description(description),
+        secret=new_secret(),
+        enabled=enabled,
+        cursor=last_event_id(),
+    )
+    db.session.add(endpoint)
+    db.session.flush()
+    return endpoint
+
+
+def list_endpoints(user: User, *, page: int = 1, per_page: int = 20) -> Page:
+    require(user, "read.webhook")
+    query = scoped(select(WebhookEndpoint), WebhookEndpoint.company_id, user)
+    return paginate(query.order_by(WebhookEndpoint.id), page, per_page)
+
+
+def get_endpoint(user: User, endpoint_id: int, permission: str = "read.webhook"):
+    require(user, permission)
+    query = scoped(select(WebhookEndpoint), WebhookEndpoint.company_id, user)
+    endpoint = db.session.scalar(query.where(WebhookEndpoint.id == endpoint_id))
+    if endpoint is None:
+        raise NotFound(f"Webhook endpoint {endpoint_id} not found")
+    return endpoint
+
+
+_UNSET = object()
+
+
+def update_endpoint(
+    user: User,
+    endpoint_id: int,
+    *,
+    url=_UNSET,
+    event_types=_UNSET,
+    description=_UNSET,
+    enabled=_UNSET,
+) -> WebhookEndpoint:
+    """Change an endpoint. Enabling a disabled one starts its deliveries again where they
+    stopped, with a clean slate of attempts."""
+    endpoint = get_endpoint(user, endpoint_id, "update.webhook")
+    if url is not _UNSET:
+        endpoint.url = _check_url(url)
+    if event_types is not _UNSET:
+        endpoint.event_types = _check_types(event_types)
+    if description is not _UNSET:
+        endpoint.description = _check_description(description)
+    if enabled is not _UNSET and enabled != endpoint.enabled:
+        endpoint.enabled = bool(enabled)
+        if endpoint.enabled:
+            endpoint.disabled_reason = None
+            endpoint.failing_since = None
+            endpoint.attempts = 0
+            endpoint.next_attempt_at = None
+        else:
+            endpoint.disabled_reason = f"Disabled by {user.email}"
+    db.session.flush()
+    return endpoint
+
+
+def rotate_secret(user: User, endpoint_id: int) -> WebhookEndpoint:
+    """A new secret for the endpoint (shown once); the old one stops signing at once."""
+    endpoint = get_endpoint(user, endpoint_id, "update.webhook")
+    endpoint.secret = new_secret()
+    db.session.flush()
+    return endpoint
+
+
+def delete_endpoint(user: User, endpoint_id: int) -> None:
+    db.session.delete(get_endpoint(user, endpoint_id, "delete.webhook"))
+    db.session.flush()
+
+
+def list_deliveries(user: User, endpoint_id: int, *, page: int = 1, per_page: int = 20) -> Page:
+    """The endpoint's delivery log, newest first."""
+    get_endpoint(user, endpoint_id)
+    query = (
+        select(WebhookDelivery)
+        .where(WebhookDelivery.endpoint_id == endpoint_id)
+        .order_by(WebhookDelivery.id.desc())
+    )
+    return paginate(query, page, per_page)
+
+
+def redeliver(user: User, endpoint_id: int, event_id: int) -> WebhookDelivery:
+    """Send event `event_id` to the endpoint again now (logged as a manual attempt),
+    whatever happened to it before; the ordered deliveries are not affected."""
+    endpoint = get_endpoint(user, endpoint_id, "update.webhook")
+    event = db.session.scalar(
+        select(OutboxEvent).where(
+            OutboxEvent.id == event_id, OutboxEvent.company_id == endpoint.company_id
+        )
+    )
+    if event is None:
+        raise NotFound(f"Event {event_id} not found (or no longer kept)")
+    attempt = 1 + (
+        db.session.scalar(
+            select(func.count()).where(
+                WebhookDelivery.endpoint_id == endpoint.id, WebhookDelivery.event_id == event_id
+            )
+        )
+        or 0
+    )
+    try:
+        target = resolve(endpoint.url)
+    except AddressRefused as exc:
+        outcome = _Outcome(None, str(exc)[:300], None, 0)
+    else:
+        outcome = _post(endpoint.url, target, endpoint.secret, event)
+    delivery = _log_row(endpoint, event, attempt, outcome, manual=True)
+    db.session.add(delivery)
+    db.session.flush()
+    return delivery
+
+
+# --- delivery ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Outcome:
+    status_code: int | None
+    error: str | None
+    excerpt: str | None
+    duration_ms: int
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+_pools: dict[tuple, urllib3.HTTPConnectionPool] = {}
+_pools_lock = threading.Lock()
+
+
+def _pool(scheme: str, host: str, port: int, address: str) -> urllib3.HTTPConnectionPool:
+    """A keep-alive pool to `address` (the checked one), speaking to `host` by name (the
+    Host header; TLS name and certificate check)."""
+    key = (scheme, host, port, address)
+    with _pools_lock:
+        pool = _pools.get(key)
+        if pool is None:
+            timeout = current_app.config["WEBHOOK_TIMEOUT_SECONDS"]
+            options = {"maxsize": 4, "timeout": urllib3.Timeout(connect=timeout, read=timeout)}
+            if scheme == "https":
+                pool = urllib3.HTTPSConnectionPool(
+                    address, port, server_hostname=host, assert_hostname=host, **options
+                )
+            else:
+                pool = urllib3.HTTPConnectionPool(address, port, **options)
+            _pools[key] = pool
+        return pool
+
+
+def _post(url: str, target: tuple[str, int, str], secret: str, event: OutboxEvent) -> _Outcome:
+    host, port, address = target
+    parts = urlsplit(url)
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    body = json.dumps(as_dict(event), separators=(",", ":"))
+    message_id = f"evt_{event.id}"
+    now = utcnow()
+    default_port = 443 if parts.scheme == "https" else 80
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        "Host": host if port == default_port else f"{host}:{port}",
+        "webhook-id": message_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": Webhook(secret).sign(message_id, now, body),
+    }
+    started = time.monotonic()
+    try:
+        response = _pool(parts.scheme, host, port, address).urlopen(
+            "POST", path, body=body.encode(), headers=headers, redirect=False, retries=False
+        )
+    except urllib3.exceptions.HTTPError as exc:
+        return _Outcome(None, str(exc)[:300], None, _ms(started))
+    excerpt = response.data[:500].decode("utf-8", "replace") or None
+    return _Outcome(response.status, None, excerpt, _ms(started))
+
+
+def _ms(started: float) -> int:
+    return round((time.monotonic() - started) * 1000)
+
+
+def _log_row(endpoint, event, attempt: int, outcome: _Outcome, manual=False) -> WebhookDelivery:
+    return WebhookDelivery(
+        endpoint_id=endpoint.id,
+        event_id=event.id,
+        event_type=event.type,
+        attempt=attempt,
+        status_code=outcome.status_code,
+        succeeded=outcome.succeeded,
+        error=outcome.error or (None if outcome.succeeded else f"HTTP {outcome.status_code}"),
+        response_excerpt=outcome.excerpt,
+        duration_ms=outcome.duration_ms,
+        manual=manual,
+    )
+
+
+def backoff(attempts: int) -> timedelta:
+    """The wait after the `attempts`-th failure in a row: WEBHOOK_RETRY_SECONDS doubled
+    each time, at most an hour."""
+    base = current_app.config["WEBHOOK_RETRY_SECONDS"]
+    return min(timedelta(seconds=base * 2 ** min(attempts - 1, 20)), MAX_BACKOFF)
+
+
+def claim(now: datetime | None = None) -> tuple[int, datetime] | None:
+    """Lease one enabled endpoint that has events to deliver and is not waiting for a
+    retry, for this process: (endpoint id, lease), or None. Commits."""
+    now = now or utcnow()
+    has_work = (
+        select(OutboxEvent.id)
+        .where(
+            OutboxEvent.company_id == WebhookEndpoint.company_id,
+            OutboxEvent.id > WebhookEndpoint.cursor,
+        )
+        .exists()
+    )
+    query = (
+        select(WebhookEndpoint.id)
+        .where(
+            WebhookEndpoint.enabled.is_(True),
+            (WebhookEndpoint.next_attempt_at.is_(None)) | (WebhookEndpoint.next_attempt_at <= now),
+            (WebhookEndpoint.lease_until.is_(None)) | (WebhookEndpoint.lease_until < now),
+            has_work,
+        )
+        .order_by(WebhookEndpoint.next_attempt_at.is_not(None), WebhookEndpoint.id)
+        .limit(1)
+        .with_for_update(skip_locked=True, of=WebhookEndpoint)
+    )
+    endpoint_id = db.session.scalar(query)
+    if endpoint_id is None:
+        db.session.rollback()
+        return None
+    lease = now + LEASE
+    # The condition again: on SQLite, which has no row locks, two processes may pick the
+    # same endpoint; only one UPDATE matches.
+    taken = db.session.execute(
+        update(WebhookEndpoint)
+        .where(
+            WebhookEndpoint.id == endpoint_id,
+            (WebhookEndpoint.lease_until.is_(None)) | (WebhookEndpoint.lease_until < now),
+        )
+        .values(lease_until=lease)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.commit()
+    return (endpoint_id, lease) if taken else None
+
+
+def deliver_leased(endpoint_id: int, lease: datetime, budget: float = RUN_SECONDS) -> int:
+    """Deliver, in order, the events due to the endpoint leased as `lease`, until it is
+    caught up, a delivery fails, or `budget` seconds have passed; then give the lease
+    back. Returns how many attempts were made. Commits."""
+    endpoint = db.session.get(WebhookEndpoint, endpoint_id)
+    if endpoint is None or endpoint.lease_until != lease:
+        db.session.rollback()
+        return 0
+    wanted = set(endpoint.event_types or ())
+    deadline = time.monotonic() + budget
+    attempts = 0
+    try:
+        target = resolve(endpoint.url)
+    except AddressRefused as exc:
+        target, refused = None, str(exc)
+    unlogged = 0
+    done = False
+    while not done and time.monotonic() < deadline:
+        events = (  # rows, not objects: nothing to reload after each commit
+            db.session.execute(
+                select(
+                    OutboxEvent.id,
+                    OutboxEvent.type,
+                    OutboxEvent.company_id,
+                    OutboxEvent.created,
+                    OutboxEvent.data,
+                )
+                .where(
+                    OutboxEvent.company_id == endpoint.company_id,
+                    OutboxEvent.id > endpoint.cursor,
+                )
+                .order_by(OutboxEvent.id)
+                .limit(FETCH)
+            ).all()
+        )
+        if not events:
+            break
+        for event in events:
+            if wanted and event.type not in wanted:
+                endpoint.cursor = event.id
+                continue
+            if target is None:
+                outcome = _Outcome(None, refused[:300], None, 0)
+            else:
+                outcome = _post(endpoint.url, target, endpoint.secret, event)
+            attempts += 1
+            db.session.add(_log_row(endpoint, event, endpoint.attempts + 1, outcome))
+            unlogged += 1
+            if outcome.succeeded:
+                endpoint.cursor = event.id
+                endpoint.attempts = 0
+                endpoint.failing_since = None
+                endpoint.next_attempt_at = None
+                endpoint.last_error = None
+            else:
+                _failed(endpoint, outcome)
+                done = True
+                break
+            if unlogged >= COMMIT_EVERY:
+                _commit_keeping(endpoint, lease)
+                unlogged = 0
+            if time.monotonic() >= deadline:
+                done = True
+                break
+    endpoint.lease_until = None
+    _commit_keeping(endpoint, lease)
+    return attempts
+
+
+def _failed(endpoint: WebhookEndpoint, outcome: _Outcome) -> None:
+    now = utcnow()
+    endpoint.attempts += 1
+    endpoint.failing_since = endpoint.failing_since or now
+    endpoint.last_error = (outcome.error or f"HTTP {outcome.status_code}")[:300]
+    endpoint.next_attempt_at = now + backoff(endpoint.attempts)
+    limit = timedelta(hours=current_app.config["WEBHOOK_DISABLE_AFTER_HOURS"])
+    if now - endpoint.failing_since >= limit:
+        endpoint.enabled = False
+        endpoint.disabled_reason = (
+            f"Disabled automatically: deliveries failed for {limit.total_seconds() / 3600:g} "
+            f"hours ({endpoint.attempts} attempts since "
+            f"{endpoint.failing_since:%Y-%m-%d %H:%M} UTC; last: {endpoint.last_error})"
+        )[:300]
+        log.warning("webhook endpoint %s disabled: %s", endpoint.id, endpoint.disabled_reason)
+
+
+def _commit_keeping(endpoint: WebhookEndpoint, lease: datetime) -> None:
+    """Commit the endpoint's progress, but only while the lease is still ours: one that
+    expired may have been given to another process, and what we did is then rolled back
+    (that process delivers it again, which at-least-once allows)."""
+    with db.session.no_autoflush:
+        current = db.session.scalar(
+            select(WebhookEndpoint.lease_until)
+            .where(WebhookEndpoint.id == endpoint.id)
+            .with_for_update()
+        )
+    if current != lease:
+        db.session.rollback()
+        raise LeaseLost(endpoint.id)
+    db.session.commit()
+
+
+class LeaseLost(Exception):
+    """Another process has this endpoint now."""
+
+
+def deliver_due(limit: int = 100) -> int:
+    """Claim and deliver endpoints until none has work (at most `limit` runs): the body
+    of the delivery loop, and what tests call directly. Returns the attempts made."""
+    total = 0
+    for _ in range(limit):
+        claimed = claim()
+        if claimed is None:
+            break
+        try:
+            total += deliver_leased(*claimed)
+        except LeaseLost as exc:
+            log.warning("webhook endpoint %s: lease lost, another process delivers", exc)
+    return total
