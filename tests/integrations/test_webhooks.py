@@ -163,7 +163,7 @@ def test_manual_redelivery(app, world, as_, connectors, receiver):
         ("http://10.1.2.3/hook", "private"),
         ("http://169.254.169.254/latest", "link-local"),
         ("http://[::1]:8080/", "loopback"),
-        ("http://localhost:9/", "loopback"),
+        ("http://127.0.0.2:9/", "loopback"),
         ("ftp://example.com/", "http:// or https://"),
         ("http://user:pw@example.com/", "No user name"),
         ("http://no-such-host.invalid/", "cannot be resolved"),

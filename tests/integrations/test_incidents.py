@@ -1,0 +1,240 @@
+"""Incident rules, evaluated in-process: hold-downs, the boot self-test, operator-made
+unavailability, offline and stale charge points, flapping, acknowledgement."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from dashboard.extensions import db
+from dashboard.models import ChargePoint, Command, Incident
+from dashboard.models.types import utcnow
+from dashboard.services import incidents
+from dashboard.services.chargepoints import record_connected, record_disconnected
+from dashboard.services.connectors import create_connector, record_ocpp_status, update_connector
+from dashboard.services.permissions import SYSTEM
+
+
+@pytest.fixture
+def connector(app, world):
+    with app.app_context():
+        for cp_id in (world.cp_a, world.cp_b):
+            create_connector(SYSTEM, connector_id=1, connector_cp_id=cp_id, source="api")
+        db.session.commit()
+
+
+def _ocpp(app, cp_id, status, error_code="NoError", at=None):
+    with app.app_context():
+        record_ocpp_status(
+            cp_id,
+            connector_id=1,
+            status=status,
+            error_code=error_code,
+            message_id=f"m-{status}-{utcnow().timestamp()}",
+            event_time=at or utcnow(),
+        )
+        db.session.commit()
+
+
+def _sweep(app, minutes: float) -> None:
+    with app.app_context():
+        assert incidents.sweep(utcnow() + timedelta(minutes=minutes))
+        db.session.remove()
+
+
+def _incidents(app) -> list[tuple]:
+    with app.app_context():
+        rows = db.session.scalars(select(Incident).order_by(Incident.id))
+        return [(i.kind, i.state, i.subject) for i in rows]
+
+
+def test_a_fault_opens_an_incident_after_its_hold_down_and_resolves_when_it_ends(
+    app, world, connector, as_
+):
+    _ocpp(app, world.cp_a, "Faulted", "GroundFailure")
+    _sweep(app, 1)
+    assert _incidents(app) == [("faulted", "pending", f"{world.cp_a}/1")]
+    assert as_("user_a").get("/api/v1/incidents").json["res_data"]["items"] == []
+    _sweep(app, 2.1)
+    subject = f"{world.cp_a}/1"
+    assert _incidents(app) == [("faulted", "open", subject)]
+    _ocpp(app, world.cp_a, "Faulted", "GroundFailure")  # reported again: still one
+    _sweep(app, 3)
+    [shown] = as_("user_a").get("/api/v1/incidents").json["res_data"]["items"]
+    assert shown["kind"] == "faulted" and shown["error_code"] == "GroundFailure"
+    assert as_("user_b").get("/api/v1/incidents").json["res_data"]["items"] == []
+    _ocpp(app, world.cp_a, "Available")
+    assert _incidents(app) == [("faulted", "resolved", subject)]
+    resolved = as_("user_a").get(f"/api/v1/incidents/{shown['incident_id']}").json["res_data"]
+    assert resolved["state"] == "resolved" and resolved["resolved_at"] is not None
+    assert 0 <= resolved["duration_seconds"] < 60
+    # The events, company A's only.
+    types = [e["type"] for e in as_("user_a").get("/api/v1/events").json["res_data"]["events"]]
+    assert "incident.opened" in types and "incident.resolved" in types
+    types_b = [e["type"] for e in as_("user_b").get("/api/v1/events").json["res_data"]["events"]]
+    assert not any(t.startswith("incident.") for t in types_b)
+
+
+def test_a_fault_that_recovers_within_its_hold_down_opens_nothing(app, world, connector):
+    _ocpp(app, world.cp_a, "Faulted", "GroundFailure")
+    _ocpp(app, world.cp_a, "Available")
+    _sweep(app, 10)
+    assert _incidents(app) == []
+
+
+def test_faulted_noerror_at_boot_is_ignored(app, world, connector):
+    with app.app_context():
+        db.session.get(ChargePoint, world.cp_a).last_boot = utcnow()
+        db.session.commit()
+    _ocpp(app, world.cp_a, "Faulted", "NoError")
+    _sweep(app, 10)
+    assert _incidents(app) == []
+    _ocpp(app, world.cp_a, "Faulted", "PowerSwitchFailure")  # a real fault after it is not
+    _sweep(app, 10)
+    assert _incidents(app) == [("faulted", "open", f"{world.cp_a}/1")]
+
+
+def test_unavailable_counts_only_when_no_operator_made_it(app, world, connector):
+    with app.app_context():  # set by an operator through the API: no incident
+        update_connector(SYSTEM, world.cp_a, 1, source="api", connector_status="Unavailable")
+        db.session.commit()
+    _sweep(app, 30)
+    assert _incidents(app) == []
+    _ocpp(app, world.cp_a, "Available")
+    with app.app_context():  # asked of the charge point, accepted: no incident either
+        db.session.add(
+            Command(
+                cp_id=world.cp_a,
+                action="ChangeAvailability",
+                request=json.dumps({"connectorId": 0, "type": "Inoperative"}),
+                answer=json.dumps({"status": "Accepted"}),
+                outcome="answered",
+                source="api",
+            )
+        )
+        db.session.commit()
+    _ocpp(app, world.cp_a, "Unavailable")
+    _sweep(app, 30)
+    assert _incidents(app) == []
+    # Company B's charge point goes Unavailable by itself: after 10 minutes, an incident.
+    _ocpp(app, world.cp_b, "Unavailable")
+    _sweep(app, 9)
+    assert _incidents(app) == [("unavailable", "pending", f"{world.cp_b}/1")]
+    _sweep(app, 10.1)
+    assert _incidents(app) == [("unavailable", "open", f"{world.cp_b}/1")]
+
+
+def test_offline_after_five_minutes_and_a_quick_reconnect_is_nothing(app, world):
+    with app.app_context():
+        since = record_connected(world.cp_a)
+        db.session.commit()
+        record_disconnected(world.cp_a, since)
+        db.session.commit()
+        record_connected(world.cp_a)  # back at once
+        db.session.commit()
+    _sweep(app, 6)  # past the hold-down; not yet stale (two heartbeats: 10 minutes)
+    assert _incidents(app) == []
+    with app.app_context():
+        since = db.session.get(ChargePoint, world.cp_a).connected_since
+        record_disconnected(world.cp_a, since)
+        db.session.commit()
+    _sweep(app, 4.9)
+    assert _incidents(app) == [("offline", "pending", str(world.cp_a))]
+    _sweep(app, 5.1)
+    assert _incidents(app) == [("offline", "open", str(world.cp_a))]
+    with app.app_context():
+        back = record_connected(world.cp_a)
+        db.session.commit()
+    _sweep(app, 0)
+    assert _incidents(app) == [("offline", "resolved", str(world.cp_a))]
+    with app.app_context():
+        incident = db.session.scalar(select(Incident))
+        assert incident.resolved_at == back and incident.detail == "disconnected"
+
+
+def test_a_stale_charge_point_is_offline_and_comes_back(app, world, as_):
+    with app.app_context():
+        record_connected(world.cp_a)
+        cp = db.session.get(ChargePoint, world.cp_a)
+        cp.last_seen = utcnow() - timedelta(hours=1)  # silent for an hour
+        db.session.commit()
+    _sweep(app, 0)
+    with app.app_context():
+        assert db.session.get(ChargePoint, world.cp_a).stale_since is not None
+    assert _incidents(app) == [("offline", "open", str(world.cp_a))]  # stale > 5 min ago
+    with app.app_context():
+        db.session.get(ChargePoint, world.cp_a).last_seen = utcnow()
+        db.session.commit()
+    _sweep(app, 0)
+    assert _incidents(app) == [("offline", "resolved", str(world.cp_a))]
+    types = [e["type"] for e in as_("user_a").get("/api/v1/events").json["res_data"]["events"]]
+    assert types.count("chargepoint.stale") == 1
+
+
+def test_flapping_opens_and_calms_down(app, world):
+    with app.app_context():
+        for _ in range(6):
+            since = record_connected(world.cp_a)
+            record_disconnected(world.cp_a, since)
+        record_connected(world.cp_a)
+        db.session.commit()
+    _sweep(app, 0)
+    kinds = _incidents(app)
+    assert ("flapping", "open", str(world.cp_a)) in kinds
+    assert ("offline", "open", str(world.cp_a)) not in kinds  # it is connected
+    _sweep(app, 61)  # an hour later, no more connections: calm
+    assert ("flapping", "resolved", str(world.cp_a)) in _incidents(app)
+
+
+def test_rules_can_be_changed_per_company(app, world, connector):
+    with app.app_context():
+        incidents.set_rule(SYSTEM, "faulted", company_id=world.company_b, enabled=True, seconds=3600)
+        incidents.set_rule(SYSTEM, "faulted", company_id=None, enabled=True, seconds=60)
+        db.session.commit()
+    _ocpp(app, world.cp_a, "Faulted", "GroundFailure")
+    _ocpp(app, world.cp_b, "Faulted", "GroundFailure")
+    _sweep(app, 1.5)
+    assert _incidents(app) == [
+        ("faulted", "open", f"{world.cp_a}/1"),
+        ("faulted", "pending", f"{world.cp_b}/1"),
+    ]
+    with app.app_context():
+        incidents.set_rule(SYSTEM, "faulted", company_id=world.company_b, enabled=False, seconds=60)
+        db.session.commit()
+    _sweep(app, 120)
+    assert _incidents(app)[1] == ("faulted", "pending", f"{world.cp_b}/1")
+
+
+def test_acknowledgement(app, world, connector, as_):
+    _ocpp(app, world.cp_a, "Faulted", "GroundFailure")
+    _sweep(app, 3)
+    [incident] = as_("user_a").get("/api/v1/incidents?state=open").json["res_data"]["items"]
+    path = f"/api/v1/incidents/{incident['incident_id']}/acknowledge"
+    assert as_("user_b").post(path, {"note": "x"}).status_code == 404
+    done = as_("user_a").post(path, {"note": "Technician on the way"})
+    assert done.status_code == 200
+    acked = done.json["res_data"]
+    assert acked["acknowledged_by"] == "a@example.com"
+    assert acked["acknowledgement_note"] == "Technician on the way"
+    assert as_("user_a").post(path, {"note": "again"}).status_code == 409
+    assert as_("user_a").post(path, {"note": "x" * 501}).status_code == 422
+    unacked = as_("user_a").get("/api/v1/incidents?state=unacknowledged").json["res_data"]
+    assert unacked["items"] == []
+    _ocpp(app, world.cp_a, "Available")
+    after = as_("user_a").get(f"/api/v1/incidents/{incident['incident_id']}").json["res_data"]
+    assert after["state"] == "resolved" and after["acknowledged_by"] == "a@example.com"
+    assert as_("user_a").get("/api/v1/incidents?state=bogus").status_code == 422
+
+
+def test_one_incident_per_condition_whatever_races(app, world, connector):
+    with app.app_context():
+        at = utcnow()
+        for _ in range(3):  # three processes see the same condition begin
+            incidents._begin("faulted", world.company_a, world.cp_a, 1, at)
+        db.session.commit()
+    _sweep(app, 5)
+    _sweep(app, 6)
+    assert _incidents(app) == [("faulted", "open", f"{world.cp_a}/1")]
