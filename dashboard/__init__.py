@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 
 from flask import Flask, abort, request
+from flask_login import current_user
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -123,6 +124,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from dashboard.pages.admin import bp as admin_bp
     from dashboard.pages.operations import key_id
     from dashboard.schemas.fields import format_decimal
+    from dashboard.services import incidents
     from dashboard.services.chargepoints import connection_state
 
     # API writes are protected by the Bearer token, or by csrf.protect() for sessions.
@@ -137,6 +139,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.jinja_env.filters["decimal"] = lambda v: "—" if v is None else format_decimal(v)
     app.jinja_env.globals["connection_state"] = connection_state
     app.jinja_env.globals["key_id"] = key_id
+    app.jinja_env.globals["open_incident_count"] = lambda: incidents.open_count(current_user)
     app.jinja_env.filters["kwh"] = lambda wh: "— kWh" if wh is None else f"{wh / 1000:.2f} kWh"
     app.jinja_env.filters["kw"] = lambda w: "— kW" if w is None else f"{w / 1000:.1f} kW"
     register_error_handlers(app)

@@ -63,7 +63,19 @@ def list_events(user):
         - {in: query, name: after, schema: {type: integer, minimum: 0, default: 0}}
         - {in: query, name: limit, schema: {type: integer, minimum: 1, maximum: 1000,
            default: 100}}
-        - {in: query, name: types, schema: {type: string}}
+        - in: query
+          name: types
+          style: form
+          explode: false
+          schema:
+            type: array
+            items:
+              type: string
+              enum: [connector.status_changed, connector.created, connector.updated,
+                connector.deleted, chargepoint.connected, chargepoint.disconnected,
+                chargepoint.stale, chargepoint.booted, incident.opened,
+                incident.acknowledged, incident.resolved, command.completed,
+                transaction.started, transaction.ended]
       responses:
         200:
           description: Events retrieved successfully

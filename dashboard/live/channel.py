@@ -15,7 +15,7 @@ from dashboard.live.events import AUTH_CHANGED, BUS_RESUMED
 
 MAX_PENDING = 500
 # What a page shows; the bus carries other events too.
-LIVE_TYPES = frozenset({"connector", "chargepoint"})
+LIVE_TYPES = frozenset({"connector", "chargepoint", "incident"})
 
 
 class LiveSocket:

@@ -8,7 +8,7 @@ import threading
 from collections import OrderedDict
 from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, render_template, request
+from flask import Blueprint, abort, render_template, request, url_for
 from flask_login import current_user
 from simple_websocket import ConnectionClosed
 from sqlalchemy import select
@@ -18,12 +18,13 @@ from dashboard.extensions import db, reads_only, sock
 from dashboard.live.channel import LiveSocket, hub
 from dashboard.models import ChargePoint, Connector, Role, User
 from dashboard.services import chargepoints as chargepoint_service
+from dashboard.services import incidents as incident_service
 from dashboard.services.status import STATUSES
 from dashboard.websocket import websocket_handler
 
 bp = Blueprint("live", __name__)
 log = logging.getLogger(__name__)
-VIEWS = ("overview", "chargepoint", "connectors", "connector")
+VIEWS = ("overview", "chargepoint", "connectors", "connector", "incidents")
 # How often an idle socket checks that the browser is still there.
 KEEPALIVE = 25.0
 
@@ -51,6 +52,10 @@ def _fragments(socket_view: str, scope: int | None, event: dict) -> str:
     is checked against what that user may see *now*: a row of a charge point that has
     left the user's company is removed, never rendered."""
     cp_id = event["cp_id"]
+    if event["type"] == "incident":
+        return _incident_fragments(socket_view, scope, event)
+    if socket_view == "incidents":
+        return ""
     if socket_view == "connector":
         # A connector's page (its status, timeline, shares and history) is reloaded
         # whole when that connector or its charge point's connection changes.
@@ -111,6 +116,23 @@ def _fragments(socket_view: str, scope: int | None, event: dict) -> str:
             f'hx-swap-oob="true">{state}</span>'
         )
     return rows
+
+
+def _incident_fragments(socket_view: str, scope: int | None, event: dict) -> str:
+    """An incident opened, acknowledged or resolved: the pages that list incidents (the
+    incidents page, a charge point's, a connector's) reload their parts; the others get
+    the navigation's count of open incidents."""
+    if scope is not None and event.get("company_id") != scope:
+        return ""
+    if socket_view in ("incidents", "chargepoint", "connector"):
+        return RESYNC
+    reads_only()
+    count = incident_service.open_count_in(scope)
+    label = f' <span class="count" aria-label="{count} open">{count}</span>' if count else ""
+    return (
+        f'<a id="nav-incidents" data-live-refresh hx-swap-oob="true" '
+        f'href="{url_for("pages.incidents")}">Incidents{label}</a>'
+    )
 
 
 # What a charge point event changes in its connectors' rows too.

@@ -32,6 +32,7 @@ from dashboard.schemas.fields import format_datetime
 from dashboard.services import chargepoints as chargepoint_service
 from dashboard.services import charging, commands
 from dashboard.services import connectors as connector_service
+from dashboard.services import incidents as incident_service
 from dashboard.services.connectors import CONNECTOR_SORTS, ConnectorFilters
 from dashboard.services.errors import (
     Conflict,
@@ -172,8 +173,19 @@ def chargepoint_page(cp_id: int, form=None, errors=None, status: int = 200):
         registration_statuses=REGISTRATION_STATUSES,
         triggerable=TRIGGERABLE,
         log=commands.list_commands(current_user, cp_id, page=1, per_page=20),
+        incidents=recent_incidents(cp_id),
     )
     return Response(html, status=status)
+
+
+def recent_incidents(cp_id: int, connector_id: int | None = None):
+    """The latest incidents of a charge point (or one of its connectors), open first, for
+    its page; None for a user who may not read incidents."""
+    if not current_user.can("read.incident"):
+        return None
+    return incident_service.list_incidents(
+        current_user, cp_id=cp_id, connector_id=connector_id, page=1, per_page=5
+    )
 
 
 PERIODS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
@@ -261,6 +273,7 @@ def connector(cp_id: int, connector_id: int):
         now=utcnow(),
         chart=session_chart(charging.transaction_meter_values(current)) if current else None,
         recent_sessions=recent,
+        incidents=recent_incidents(cp_id, connector_id),
         known_from=known_from,
         since=since,
         until=until,
@@ -532,5 +545,7 @@ def _form_choice(name: str, choices):
     return value
 
 
+from dashboard.pages import incidents as _incidents  # noqa: E402,F401  (routes)
 from dashboard.pages import operations as _operations  # noqa: E402,F401  (routes)
 from dashboard.pages import sessions as _sessions  # noqa: E402,F401  (routes)
+from dashboard.pages import webhooks as _webhooks  # noqa: E402,F401  (routes)

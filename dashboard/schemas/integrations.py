@@ -56,7 +56,10 @@ class WebhookSecretSchema(WebhookEndpointSchema):
     secret = fields.String()
 
 
-_url = validate.Length(min=1, max=2000)
+_url = validate.And(
+    validate.Length(min=1, max=2000),
+    validate.Regexp(r"^https?://[^/?#\s]+", error="An http:// or https:// address."),
+)
 _description = validate.Length(max=200)
 
 

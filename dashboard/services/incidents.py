@@ -40,7 +40,7 @@ from dashboard.services import outbox
 from dashboard.services.errors import Conflict, Invalid, NotFound
 from dashboard.services.pagination import Page, paginate
 from dashboard.services.permissions import require
-from dashboard.services.visibility import scoped
+from dashboard.services.visibility import company_scope, scoped
 
 log = logging.getLogger(__name__)
 
@@ -507,11 +507,14 @@ def open_count(user: User) -> int:
     """How many open incidents `user` may see (the navigation's badge)."""
     if not user.can("read.incident"):
         return 0
-    query = scoped(
-        select(func.count()).select_from(Incident).where(Incident.state == "open"),
-        Incident.company_id,
-        user,
-    )
+    return open_count_in(company_scope(user))
+
+
+def open_count_in(scope: int | None) -> int:
+    """How many incidents are open in company `scope` (None: every company)."""
+    query = select(func.count()).select_from(Incident).where(Incident.state == "open")
+    if scope is not None:
+        query = query.where(Incident.company_id == scope)
     return db.session.scalar(query) or 0
 
 

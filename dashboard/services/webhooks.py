@@ -49,10 +49,10 @@ from dashboard.services.visibility import company_scope, scoped
 
 log = logging.getLogger(__name__)
 
-# How long one run may deliver for an endpoint before it lets others have a turn, and how
-# long its lease lasts (a process that dies holding one frees it when it expires).
+# How long one run may deliver for an endpoint before it lets others have a turn. Its
+# lease lasts that and two receiver timeouts more: a process that dies holding one frees
+# the endpoint when it expires.
 RUN_SECONDS = 2.0
-LEASE = timedelta(seconds=60)
 # Events read per query, and delivery log rows written per commit while all goes well.
 FETCH = 200
 COMMIT_EVERY = 50
@@ -414,7 +414,9 @@ def claim(now: datetime | None = None) -> tuple[int, datetime] | None:
     if endpoint_id is None:
         db.session.rollback()
         return None
-    lease = now + LEASE
+    lease = now + timedelta(
+        seconds=RUN_SECONDS + 2 * current_app.config["WEBHOOK_TIMEOUT_SECONDS"] + 5
+    )
     # The condition again: on SQLite, which has no row locks, two processes may pick the
     # same endpoint; only one UPDATE matches.
     taken = db.session.execute(

@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 EXAMPLES = 50
+# Whether a webhook endpoint's URL may be used depends on what its host name resolves to
+# (public addresses only), which no schema can say: a schema-valid URL may get a 422 there.
+SEMANTIC_422 = {("POST", "/api/v1/webhooks"), ("PUT", "/api/v1/webhooks/{webhook_id}")}
 
 
 def test_every_operation_keeps_to_its_description(app, world):
@@ -27,6 +31,8 @@ def test_every_operation_keeps_to_its_description(app, world):
             database=None,
         )
         def keeps_to_its_description(case):
-            case.call_and_validate(headers=headers)
+            semantic = (case.method.upper(), case.operation.full_path) in SEMANTIC_422
+            excluded = [positive_data_acceptance] if semantic else []
+            case.call_and_validate(headers=headers, excluded_checks=excluded)
 
         keeps_to_its_description()

@@ -191,7 +191,9 @@ def test_flapping_opens_and_calms_down(app, world):
 
 def test_rules_can_be_changed_per_company(app, world, connector):
     with app.app_context():
-        incidents.set_rule(SYSTEM, "faulted", company_id=world.company_b, enabled=True, seconds=3600)
+        incidents.set_rule(
+            SYSTEM, "faulted", company_id=world.company_b, enabled=True, seconds=3600
+        )
         incidents.set_rule(SYSTEM, "faulted", company_id=None, enabled=True, seconds=60)
         db.session.commit()
     _ocpp(app, world.cp_a, "Faulted", "GroundFailure")

@@ -60,7 +60,12 @@ def test_deliveries_are_signed_in_order_and_company_scoped(app, world, as_, conn
         _status(app, world.cp_b, status)  # company B's: never sent to A's endpoint
     _deliver(app)
     events = receiver.verified(hook["secret"])
-    assert [e["data"]["status"] for e in events] == ["Preparing", "Charging", "Finishing", "Available"]
+    assert [e["data"]["status"] for e in events] == [
+        "Preparing",
+        "Charging",
+        "Finishing",
+        "Available",
+    ]
     assert {e["company_id"] for e in events} == {world.company_a}
     assert {e["data"]["chargepoint_id"] for e in events} == {world.cp_a}
     ids = [e["id"] for e in events]
@@ -122,7 +127,9 @@ def test_an_endpoint_failing_for_a_day_is_disabled_and_says_why(
     _deliver(app)
     shown = as_("user_a").get(f"/api/v1/webhooks/{hook['webhook_id']}").json["res_data"]
     assert shown["enabled"] is False
-    assert "failed for 24 hours" in shown["disabled_reason"] and "HTTP 503" in shown["disabled_reason"]
+    assert (
+        "failed for 24 hours" in shown["disabled_reason"] and "HTTP 503" in shown["disabled_reason"]
+    )
     assert _deliver(app) == 0  # disabled: nothing is tried
     # Enabled again, it catches up from where it stopped.
     as_("user_a").put(f"/api/v1/webhooks/{hook['webhook_id']}", {"enabled": True})
@@ -190,9 +197,12 @@ def test_the_address_is_checked_again_at_delivery(app, world, as_, connectors, r
 
 def test_company_users_manage_only_their_own_endpoints(as_, world, receiver):
     mine = _endpoint(as_, "user_a", receiver.url, company_id=world.company_a)
-    assert as_("user_a").post(
-        "/api/v1/webhooks", {"url": receiver.url, "company_id": world.company_b}
-    ).status_code == 404
+    assert (
+        as_("user_a")
+        .post("/api/v1/webhooks", {"url": receiver.url, "company_id": world.company_b})
+        .status_code
+        == 404
+    )
     assert as_("user_b").get(f"/api/v1/webhooks/{mine['webhook_id']}").status_code == 404
     assert as_("user_b").delete(f"/api/v1/webhooks/{mine['webhook_id']}").status_code == 404
     assert as_("user_b").get("/api/v1/webhooks").json["res_data"]["items"] == []
