@@ -69,7 +69,7 @@ def test_webhooks_lose_nothing_when_the_server_is_killed_while_the_receiver_is_d
     server, port = start_gunicorn(database_url, tmp_path / "first.log", env=env)
     receiver_port = free_port()
     receiver = Receiver(receiver_port)
-    token = world.tokens["user_a"]
+    token = world.tokens["admin"]  # writes are a superadmin's
     try:
         hook = _endpoint(as_, "user_a", receiver.url, event_types=["connector.status_changed"])
         receiver.stop()  # the receiver goes down
@@ -79,8 +79,8 @@ def test_webhooks_lose_nothing_when_the_server_is_killed_while_the_receiver_is_d
                 port,
                 token,
                 "PUT",
-                f"/api/v1/connectors/{world.cp_a}/1",
-                {"connector_status": status},
+                "/api/v1/connectors/1",
+                {"connector_cp_id": world.cp_a, "connector_status": status},
             )
         time.sleep(2)  # attempts fail meanwhile
         _kill(server)
@@ -141,8 +141,8 @@ def test_the_event_stream_resumes_from_last_event_id_without_gaps_or_repeats(app
                 live_port,
                 admin,
                 "PUT",
-                f"/api/v1/connectors/{cp_id}/1",
-                {"connector_status": status},
+                "/api/v1/connectors/1",
+                {"connector_cp_id": cp_id, "connector_status": status},
             )
 
     change("Preparing")
