@@ -44,10 +44,12 @@ def database(kind: str, workdir: Path):
     return f"sqlite:///{workdir / 'bench.db'}", None
 
 
-def serve(url: str, workers: int, log: Path) -> tuple[subprocess.Popen, int]:
+def serve(
+    url: str, workers: int, log: Path, env: dict | None = None
+) -> tuple[subprocess.Popen, int]:
     """The app under gunicorn (gevent workers) on a free loopback port; several workers
     get a Redis of their own, as they need (stopped when the benchmark exits)."""
-    env = {}
+    env = dict(env or {})
     if workers > 1:
         redis = RedisServer().start()
         atexit.register(redis.stop)

@@ -1,0 +1,180 @@
+"""Benchmark of events for integrations: StatusNotifications ingested while every change is
+fanned out as a signed webhook, against the same run without webhooks.
+
+PostgreSQL, gunicorn with 2 gevent workers and Redis, N charge points of 10 companies
+sending StatusNotifications at a total rate (bench/ocpp_client.py). First run: no webhook
+endpoint. Second run: one endpoint per company (10), each wanting
+`connector.status_changed`, served by asyncio receivers in their own process
+(bench/webhook_receiver.py). Prints the ingest throughput of both runs and their ratio,
+and for the second, the p50 / p95 / p99 from an event's commit (its timestamp, taken just
+before the commit) to its receipt, and how many events arrived of those committed. Goals:
+p95 under 1 s; throughput within 10 % of the run without webhooks.
+
+    .venv/bin/python bench/events.py [--count 1000] [--rate 1000] [--duration 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import ROOT, database, free_port, serve
+from ocpp_load import fill, run_client
+
+from dashboard import create_app
+from dashboard.cli import create_company
+from dashboard.extensions import db
+from dashboard.models import ChargePoint, OutboxEvent, WebhookEndpoint
+from dashboard.services.outbox import last_event_id
+from dashboard.services.webhooks import new_secret
+
+COMPANIES = 10
+
+
+def spread(url: str) -> list[int]:
+    """The charge points of the load, shared among 10 companies; returns their ids."""
+    app = create_app({"SECRET_KEY": "bench", "SQLALCHEMY_DATABASE_URI": url})
+    with app.app_context():
+        first = db.session.scalar(db.select(ChargePoint.company_id).limit(1))
+        companies = [first] + [create_company(f"Events {n}").id for n in range(2, COMPANIES + 1)]
+        for index, company_id in enumerate(companies):
+            db.session.execute(
+                db.update(ChargePoint)
+                .where(ChargePoint.id % COMPANIES == index)
+                .values(company_id=company_id)
+            )
+        db.session.commit()
+        return companies
+
+
+def add_endpoints(url: str, companies: list[int], ports: list[int]) -> None:
+    app = create_app({"SECRET_KEY": "bench", "SQLALCHEMY_DATABASE_URI": url})
+    with app.app_context():
+        start = last_event_id()
+        for company_id, port in zip(companies, ports, strict=True):
+            db.session.add(
+                WebhookEndpoint(
+                    company_id=company_id,
+                    url=f"http://127.0.0.1:{port}/hook",
+                    event_types=["connector.status_changed"],
+                    secret=new_secret(),
+                    cursor=start,
+                )
+            )
+        db.session.commit()
+
+
+def committed_since(url: str, after: int) -> int:
+    app = create_app({"SECRET_KEY": "bench", "SQLALCHEMY_DATABASE_URI": url})
+    with app.app_context():
+        return db.session.scalar(
+            db.select(db.func.count())
+            .select_from(OutboxEvent)
+            .where(OutboxEvent.id > after, OutboxEvent.type == "connector.status_changed")
+        )
+
+
+def quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def figures(run: dict) -> str:
+    return (
+        f"{run['per_second']:.0f} acknowledged/s, p50 {run['p50_ms']:.0f} ms, "
+        f"p99 {run['p99_ms']:.0f} ms"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--count", type=int, default=1000, help="charge points")
+    parser.add_argument("--connectors", type=int, default=2)
+    parser.add_argument("--rate", type=float, default=1000, help="StatusNotifications/s")
+    parser.add_argument("--ramp", type=float, default=200, help="connections per second")
+    parser.add_argument("--duration", type=float, default=20, help="measured seconds")
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    args.mix = "status"
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    workdir = Path(tempfile.mkdtemp(prefix="plugboard-events-bench-"))
+    url, server = database("postgresql", workdir)
+    process = receivers = None
+    env_networks = {"WEBHOOK_ALLOWED_NETWORKS": "127.0.0.1/32"}
+    try:
+        fill(url, args.count)
+        companies = spread(url)
+        print(
+            f"{args.count} charge points of {COMPANIES} companies × {args.connectors} "
+            f"connectors, {args.rate:.0f} StatusNotifications/s offered for "
+            f"{args.duration:.0f} s; gunicorn {args.workers} gevent workers, PostgreSQL, Redis"
+        )
+        process, port = serve(url, args.workers, workdir / "off.log", env_networks)
+        off = run_client(f"ws://127.0.0.1:{port}/ocpp", args)
+        process.terminate()
+        process.wait(timeout=30)
+        process = None
+        print(f"webhooks off: {figures(off)}")
+
+        ports = [free_port() for _ in companies]
+        receivers = subprocess.Popen(
+            [
+                str(ROOT / ".venv/bin/python"),
+                str(ROOT / "bench/webhook_receiver.py"),
+                *map(str, ports),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        receivers.stdout.readline()
+        add_endpoints(url, companies, ports)
+        app = create_app({"SECRET_KEY": "bench", "SQLALCHEMY_DATABASE_URI": url})
+        with app.app_context():
+            start = last_event_id()
+        process, port = serve(url, args.workers, workdir / "on.log", env_networks)
+        on = run_client(f"ws://127.0.0.1:{port}/ocpp", args)
+        committed = committed_since(url, start)
+        time.sleep(3)  # the last deliveries
+        receivers.send_signal(signal.SIGTERM)
+        arrivals = json.loads(receivers.stdout.readline())["arrivals"]
+        receivers.wait(timeout=10)
+        receivers = None
+        latencies = [latency for _, latency in arrivals]
+        distinct = len({event_id for event_id, _ in arrivals})
+        print(f"webhooks on: {figures(on)}")
+        print(
+            f"deliveries: {distinct} of {committed} committed connector.status_changed events "
+            f"received ({len(arrivals) - distinct} repeats) by {len(ports)} endpoints; "
+            "commit to receipt "
+            + ", ".join(f"p{q} {quantile(latencies, q / 100) * 1000:.0f} ms" for q in (50, 95, 99))
+        )
+        ratio = on["per_second"] / off["per_second"]
+        print(f"ingest with webhooks / without: {ratio:.2f}")
+        p95_ok = quantile(latencies, 0.95) < 1.0
+        print(
+            f"goals: p95 commit to receipt < 1 s: {'met' if p95_ok else 'NOT met'}; "
+            f"throughput within 10 %: {'met' if ratio >= 0.9 else 'NOT met'}; "
+            f"every event received: {'yes' if distinct >= committed else 'NO'}"
+        )
+        return 0
+    finally:
+        for child in (process, receivers):
+            if child is not None:
+                child.terminate()
+                child.wait(timeout=30)
+        if server is not None:
+            server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
