@@ -3,11 +3,13 @@ that takes `app` runs on both), and a small world of companies, users and tokens
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from dashboard import create_app
 from dashboard.auth.tokens import issue_token, revoke_token
@@ -61,7 +63,17 @@ def sqlite_url(tmp_path_factory):
 def _empty_all_tables() -> None:
     if db.engine.dialect.name == "postgresql":
         tables = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
-        db.session.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        # The test servers' background jobs (the incident sweep, webhook deliveries) read
+        # these tables too: a TRUNCATE may deadlock with one of them, and is then retried.
+        for attempt in range(5):
+            try:
+                db.session.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+                break
+            except OperationalError:
+                db.session.rollback()
+                if attempt == 4:
+                    raise
+                time.sleep(0.2)
     else:
         # Without AUTOINCREMENT, SQLite numbers rows from max(id) + 1: from 1 again here.
         for table in reversed(db.metadata.sorted_tables):

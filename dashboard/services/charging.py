@@ -116,7 +116,7 @@ def start_transaction(
     )
     db.session.add(transaction)
     db.session.flush()
-    emit(None, "transaction.started", chargepoint.company_id, transaction_data(transaction))
+    emit(None, "transaction.started", chargepoint.company_id, transaction_event(transaction))
     connector = db.session.get(Connector, (connector_id, chargepoint.id))
     if connector is not None:
         connector.transaction_id = transaction.id
@@ -128,7 +128,7 @@ def start_transaction(
     return transaction, info
 
 
-def transaction_data(transaction: Transaction) -> dict:
+def transaction_event(transaction: Transaction) -> dict:
     """A transaction as its events describe it."""
     energy = (
         None if transaction.meter_stop is None else transaction.meter_stop - transaction.meter_start
@@ -182,7 +182,7 @@ def stop_transaction(
     transaction.stop_timestamp = timestamp
     transaction.stop_reason = reason or "Local"
     transaction.stop_id_tag = id_tag
-    emit(None, "transaction.ended", chargepoint.company_id, transaction_data(transaction))
+    emit(None, "transaction.ended", chargepoint.company_id, transaction_event(transaction))
     if transaction_data:
         record_meter_values(
             chargepoint.id, transaction.connector_id, transaction.id, transaction_data
