@@ -21,6 +21,7 @@ from sqlalchemy import or_, select
 
 from dashboard.extensions import db
 from dashboard.models import Incident, User
+from dashboard.models.types import utcnow
 from dashboard.services.maintenance import claim_job
 
 log = logging.getLogger(__name__)
@@ -32,9 +33,12 @@ def send_due(now: datetime | None = None) -> int:
     config = current_app.config
     if not config.get("SMTP_URL"):
         return 0
-    since = claim_job("digest", timedelta(minutes=config["DIGEST_MINUTES"]), now)
+    every = timedelta(minutes=config["DIGEST_MINUTES"])
+    since = claim_job("digest", every, now)
     if since is None:
         return 0
+    if since.year == 1970:  # the first digest ever covers one period, not all history
+        since = (now or utcnow()) - every
     return send_digest(since)
 
 
