@@ -43,7 +43,6 @@ def upgrade():
     )
     with op.batch_alter_table("events", schema=None) as batch_op:
         batch_op.create_index("ix_events_company_id", ["company_id", "id"], unique=False)
-        batch_op.create_index("ix_events_created", ["created"], unique=False)
 
     op.create_table(
         "incident_rules",
@@ -235,7 +234,6 @@ def downgrade():
 
     op.drop_table("incident_rules")
     with op.batch_alter_table("events", schema=None) as batch_op:
-        batch_op.drop_index("ix_events_created")
         batch_op.drop_index("ix_events_company_id")
 
     op.drop_table("events")

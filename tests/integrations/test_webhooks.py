@@ -213,3 +213,16 @@ def test_company_users_manage_only_their_own_endpoints(as_, world, receiver):
     rotated = as_("user_a").post(f"/api/v1/webhooks/{mine['webhook_id']}/secret")
     assert rotated.json["res_data"]["secret"] not in (None, mine["secret"])
     assert as_("user_a").delete(f"/api/v1/webhooks/{mine['webhook_id']}").status_code == 200
+
+
+def test_the_body_is_the_event_as_the_stream_shows_it(app, world, connectors):
+    from dashboard.models import OutboxEvent
+    from dashboard.services.outbox import as_dict
+
+    _status(app, world.cp_a, "Charging")
+    with app.app_context():
+        assert webhooks.has_work() is False  # no endpoint
+        rows = db.session.scalars(db.select(OutboxEvent)).all()
+        assert rows
+        for row in rows:
+            assert json.loads(webhooks.event_body(row)) == as_dict(row)
