@@ -37,10 +37,16 @@ def start(app: Flask) -> None:
         if _started:
             return
         _started = True
-    wake = threading.Event()
-    bus.subscribe(lambda event: wake.set() if event.get("type") == "outbox" else None)
-    for target, args in ((_sweeper, (app,)), (_deliverer, (app, wake))):
-        threading.Thread(target=target, args=args, name=target.__name__, daemon=True).start()
+    from dashboard.services import webhooks
+
+    bus.subscribe(
+        lambda event: webhooks.events_committed() if event.get("type") == "outbox" else None
+    )
+    threading.Thread(target=_sweeper, args=(app,), name="sweeper", daemon=True).start()
+    for number in range(app.config["WEBHOOK_CONCURRENCY"]):
+        threading.Thread(
+            target=_deliverer, args=(app,), name=f"deliverer-{number}", daemon=True
+        ).start()
     log.info("background jobs started")
 
 
@@ -68,28 +74,24 @@ def _sweeper(app: Flask) -> None:
 
 
 # Wake-ups closer together than this are taken as one: under load, every commit of a batch
-# of StatusNotifications wakes the deliverers, and a round per commit would spend more on
-# looking for work than on delivering it.
+# of StatusNotifications wakes the deliverers, and a look for work per commit would cost
+# more than the deliveries. A busy endpoint keeps its runner up to BUSY_RUN seconds.
 ROUND_INTERVAL = 0.1
+BUSY_RUN = 2.0
 
 
-def _deliverer(app: Flask, wake: threading.Event) -> None:
+def _deliverer(app: Flask) -> None:
+    """One of WEBHOOK_CONCURRENCY runners of this process (several endpoints at once: one
+    slow receiver does not hold up the others). Each looks for work when events are
+    committed (at least once a second), with one read first, and delivers until no
+    endpoint is due; no runner waits for another."""
     from dashboard.services import webhooks
 
-    concurrency = app.config["WEBHOOK_CONCURRENCY"]
+    def run():
+        if webhooks.has_work():
+            webhooks.deliver_due(budget=BUSY_RUN, idle=webhooks.wait_for_events)
+
     while True:
-        wake.wait(1.0)
+        webhooks.wait_for_events(1.0)
         time.sleep(ROUND_INTERVAL)
-        wake.clear()
-        # One read says whether there is work; only then do the runners start (several
-        # endpoints at once: one slow receiver does not hold up the others).
-        if not _run(app, webhooks.has_work, "webhooks"):
-            continue
-        runners = [
-            threading.Thread(target=_run, args=(app, webhooks.deliver_due, "webhooks"))
-            for _ in range(concurrency)
-        ]
-        for runner in runners:
-            runner.start()
-        for runner in runners:
-            runner.join()
+        _run(app, run, "webhooks")

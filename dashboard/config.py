@@ -121,7 +121,7 @@ def from_environment() -> dict:
         "WEBHOOK_TIMEOUT_SECONDS": _int("WEBHOOK_TIMEOUT_SECONDS", 10),
         "WEBHOOK_RETRY_SECONDS": _int("WEBHOOK_RETRY_SECONDS", 10),
         "WEBHOOK_DISABLE_AFTER_HOURS": _int("WEBHOOK_DISABLE_AFTER_HOURS", 24),
-        "WEBHOOK_CONCURRENCY": _int("WEBHOOK_CONCURRENCY", 4),
+        "WEBHOOK_CONCURRENCY": _int("WEBHOOK_CONCURRENCY", 8),
         # Incidents: how often the sweep looks for hold-downs that passed (the rules are on
         # the Incident rules page).
         "INCIDENT_SWEEP_SECONDS": _int("INCIDENT_SWEEP_SECONDS", 10),

@@ -29,13 +29,14 @@ import secrets
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 import urllib3
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from standardwebhooks.webhooks import Webhook
 
 from dashboard.extensions import db, reads_only
@@ -421,7 +422,7 @@ def has_work() -> bool:
     return db.session.scalar(_due(utcnow()).limit(1)) is not None
 
 
-def claim(now: datetime | None = None) -> tuple[int, datetime] | None:
+def claim(now: datetime | None = None, budget: float = RUN_SECONDS) -> tuple[int, datetime] | None:
     """Lease one enabled endpoint that has events to deliver and is not waiting for a
     retry, for this process: (endpoint id, lease), or None. Commits."""
     now = now or utcnow()
@@ -435,9 +436,7 @@ def claim(now: datetime | None = None) -> tuple[int, datetime] | None:
     if endpoint_id is None:
         db.session.rollback()
         return None
-    lease = now + timedelta(
-        seconds=RUN_SECONDS + 2 * current_app.config["WEBHOOK_TIMEOUT_SECONDS"] + 5
-    )
+    lease = now + timedelta(seconds=budget + 2 * current_app.config["WEBHOOK_TIMEOUT_SECONDS"] + 5)
     # The condition again: on SQLite, which has no row locks, two processes may pick the
     # same endpoint; only one UPDATE matches.
     taken = db.session.execute(
@@ -453,122 +452,215 @@ def claim(now: datetime | None = None) -> tuple[int, datetime] | None:
     return (endpoint_id, lease) if taken else None
 
 
-def deliver_leased(endpoint_id: int, lease: datetime, budget: float = RUN_SECONDS) -> int:
-    """Deliver, in order, the events due to the endpoint leased as `lease`, until it is
-    caught up, a delivery fails, or `budget` seconds have passed; then give the lease
-    back. Returns how many attempts were made. Commits."""
+def deliver_leased(
+    endpoint_id: int,
+    lease: datetime,
+    budget: float = RUN_SECONDS,
+    idle: Callable[[float], None] | None = None,
+) -> int:
+    """Deliver, in order, the events due to the endpoint leased as `lease`, until a
+    delivery fails or `budget` seconds have passed, or, without `idle`, until it is caught
+    up; with `idle`, a caught-up run waits once (up to IDLE_WAIT) for more events and goes
+    on if some came, so a busy endpoint keeps its deliverer instead of being claimed again
+    for every few events, and a quiet one lets it go. Then the lease is given back.
+    Progress and the log are written every COMMIT_EVERY deliveries or COMMIT_SECONDS,
+    whichever first (a crash in between sends those again: at least once). Returns how
+    many attempts were made."""
     endpoint = db.session.get(WebhookEndpoint, endpoint_id)
     if endpoint is None or endpoint.lease_until != lease:
         db.session.rollback()
         return 0
+    state = _State(endpoint)
+    url, secret, company_id = endpoint.url, endpoint.secret, endpoint.company_id
     wanted = set(endpoint.event_types or ())
+    db.session.rollback()  # hold no transaction while delivering
     deadline = time.monotonic() + budget
-    attempts = 0
     try:
-        target = resolve(endpoint.url)
+        target, refused = resolve(url), None
     except AddressRefused as exc:
-        target, refused = None, str(exc)
-    unlogged = 0
-    done = False
-    while not done and time.monotonic() < deadline:
-        events = (  # rows, not objects: nothing to reload after each commit
-            db.session.execute(
-                select(
-                    OutboxEvent.id,
-                    OutboxEvent.type,
-                    OutboxEvent.company_id,
-                    OutboxEvent.created,
-                    OutboxEvent.data,
-                )
-                .where(
-                    OutboxEvent.company_id == endpoint.company_id,
-                    OutboxEvent.id > endpoint.cursor,
-                )
-                .order_by(OutboxEvent.id)
-                .limit(FETCH)
-            ).all()
-        )
+        target, refused = None, str(exc)[:300]
+    attempts = 0
+    failed = waited = False
+    while not failed and time.monotonic() < deadline:
+        events = _events_after(company_id, state.cursor)
         if not events:
-            break
+            state.save(lease)
+            if idle is None or waited:  # caught up, and nothing came while waiting once
+                break
+            idle(min(IDLE_WAIT, max(0.0, deadline - time.monotonic())))
+            waited = True
+            continue
+        waited = False
         for event in events:
             if wanted and event.type not in wanted:
-                endpoint.cursor = event.id
+                state.cursor = event.id
                 continue
             if target is None:
-                outcome = _Outcome(None, refused[:300], None, 0)
+                outcome = _Outcome(None, refused, None, 0)
             else:
-                outcome = _post(endpoint.url, target, endpoint.secret, event)
+                outcome = _post(url, target, secret, event)
             attempts += 1
-            db.session.add(_log_row(endpoint, event, endpoint.attempts + 1, outcome))
-            unlogged += 1
-            if outcome.succeeded:
-                endpoint.cursor = event.id
-                endpoint.attempts = 0
-                endpoint.failing_since = None
-                endpoint.next_attempt_at = None
-                endpoint.last_error = None
-            else:
-                _failed(endpoint, outcome)
-                done = True
+            state.log(event, outcome)
+            if not outcome.succeeded:
+                failed = True
                 break
-            if unlogged >= COMMIT_EVERY:
-                _commit_keeping(endpoint, lease)
-                unlogged = 0
+            if state.due():
+                state.save(lease)
             if time.monotonic() >= deadline:
-                done = True
                 break
-    endpoint.lease_until = None
-    _commit_keeping(endpoint, lease)
+    state.save(lease, release=True)
     return attempts
 
 
-def _failed(endpoint: WebhookEndpoint, outcome: _Outcome) -> None:
-    now = utcnow()
-    endpoint.attempts += 1
-    endpoint.failing_since = endpoint.failing_since or now
-    endpoint.last_error = (outcome.error or f"HTTP {outcome.status_code}")[:300]
-    endpoint.next_attempt_at = now + backoff(endpoint.attempts)
-    limit = timedelta(hours=current_app.config["WEBHOOK_DISABLE_AFTER_HOURS"])
-    if now - endpoint.failing_since >= limit:
-        endpoint.enabled = False
-        endpoint.disabled_reason = (
-            f"Disabled automatically: deliveries failed for {limit.total_seconds() / 3600:g} "
-            f"hours ({endpoint.attempts} attempts since "
-            f"{endpoint.failing_since:%Y-%m-%d %H:%M} UTC; last: {endpoint.last_error})"
-        )[:300]
-        log.warning("webhook endpoint %s disabled: %s", endpoint.id, endpoint.disabled_reason)
+# How long a caught-up run waits for more events, and how often it writes its progress.
+IDLE_WAIT = 0.25
+COMMIT_SECONDS = 0.5
 
 
-def _commit_keeping(endpoint: WebhookEndpoint, lease: datetime) -> None:
-    """Commit the endpoint's progress, but only while the lease is still ours: one that
-    expired may have been given to another process, and what we did is then rolled back
-    (that process delivers it again, which at-least-once allows)."""
-    with db.session.no_autoflush:
-        current = db.session.scalar(
-            select(WebhookEndpoint.lease_until)
-            .where(WebhookEndpoint.id == endpoint.id)
-            .with_for_update()
+class _State:
+    """An endpoint's delivery state during a run, written with one UPDATE (that checks the
+    lease is still ours) and one INSERT of log rows."""
+
+    def __init__(self, endpoint: WebhookEndpoint):
+        self.id = endpoint.id
+        self.cursor = endpoint.cursor
+        self.attempts = endpoint.attempts
+        self.failing_since = endpoint.failing_since
+        self.next_attempt_at = endpoint.next_attempt_at
+        self.last_error = endpoint.last_error
+        self.enabled = endpoint.enabled
+        self.disabled_reason = endpoint.disabled_reason
+        self.rows: list[dict] = []
+        self.saved_cursor = endpoint.cursor
+        self.saved_at = time.monotonic()
+
+    def log(self, event, outcome: _Outcome) -> None:
+        self.rows.append(
+            {
+                "endpoint_id": self.id,
+                "event_id": event.id,
+                "event_type": event.type,
+                "attempt": self.attempts + 1,
+                "status_code": outcome.status_code,
+                "succeeded": outcome.succeeded,
+                "error": outcome.error
+                or (None if outcome.succeeded else f"HTTP {outcome.status_code}"),
+                "response_excerpt": outcome.excerpt,
+                "duration_ms": outcome.duration_ms,
+                "manual": False,
+                "created": utcnow(),
+            }
         )
-    if current != lease:
-        db.session.rollback()
-        raise LeaseLost(endpoint.id)
-    db.session.commit()
+        if outcome.succeeded:
+            self.cursor = event.id
+            self.attempts = 0
+            self.failing_since = self.next_attempt_at = self.last_error = None
+        else:
+            self._failed(outcome)
+
+    def _failed(self, outcome: _Outcome) -> None:
+        now = utcnow()
+        self.attempts += 1
+        self.failing_since = self.failing_since or now
+        self.last_error = (outcome.error or f"HTTP {outcome.status_code}")[:300]
+        self.next_attempt_at = now + backoff(self.attempts)
+        limit = timedelta(hours=current_app.config["WEBHOOK_DISABLE_AFTER_HOURS"])
+        if now - self.failing_since >= limit:
+            self.enabled = False
+            self.disabled_reason = (
+                f"Disabled automatically: deliveries failed for "
+                f"{limit.total_seconds() / 3600:g} hours ({self.attempts} attempts since "
+                f"{self.failing_since:%Y-%m-%d %H:%M} UTC; last: {self.last_error})"
+            )[:300]
+            log.warning("webhook endpoint %s disabled: %s", self.id, self.disabled_reason)
+
+    def due(self) -> bool:
+        return len(self.rows) >= COMMIT_EVERY or time.monotonic() - self.saved_at >= COMMIT_SECONDS
+
+    def save(self, lease: datetime, release: bool = False) -> None:
+        """Write the progress (and give the lease back with `release`), if the lease is
+        still ours; else roll back and raise LeaseLost."""
+        if not release and not self.rows and self.cursor == self.saved_cursor:
+            return
+        values = {
+            "cursor": self.cursor,
+            "attempts": self.attempts,
+            "failing_since": self.failing_since,
+            "next_attempt_at": self.next_attempt_at,
+            "last_error": self.last_error,
+            "enabled": self.enabled,
+            "disabled_reason": self.disabled_reason,
+        }
+        if release:
+            values["lease_until"] = None
+        updated = db.session.execute(
+            update(WebhookEndpoint)
+            .where(WebhookEndpoint.id == self.id, WebhookEndpoint.lease_until == lease)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if not updated:
+            db.session.rollback()
+            raise LeaseLost(self.id)
+        if self.rows:
+            db.session.execute(insert(WebhookDelivery.__table__), self.rows)
+        db.session.commit()
+        self.rows = []
+        self.saved_cursor = self.cursor
+        self.saved_at = time.monotonic()
+
+
+def _events_after(company_id: int, cursor: int) -> list:
+    """The company's next events after `cursor` (rows, not objects), in order."""
+    try:
+        return db.session.execute(
+            select(
+                OutboxEvent.id,
+                OutboxEvent.type,
+                OutboxEvent.company_id,
+                OutboxEvent.created,
+                OutboxEvent.data,
+            )
+            .where(OutboxEvent.company_id == company_id, OutboxEvent.id > cursor)
+            .order_by(OutboxEvent.id)
+            .limit(FETCH)
+        ).all()
+    finally:
+        db.session.rollback()  # a read: give the connection back while delivering
 
 
 class LeaseLost(Exception):
     """Another process has this endpoint now."""
 
 
-def deliver_due(limit: int = 100) -> int:
+def deliver_due(
+    limit: int = 100, budget: float = RUN_SECONDS, idle: Callable[[float], None] | None = None
+) -> int:
     """Claim and deliver endpoints until none has work (at most `limit` runs): the body
-    of the delivery loop, and what tests call directly. Returns the attempts made."""
+    of the delivery loop (with `idle`: `wait_for_events`), and what tests call directly.
+    Returns the attempts made."""
     total = 0
     for _ in range(limit):
-        claimed = claim()
+        claimed = claim(budget=budget)
         if claimed is None:
             break
         try:
-            total += deliver_leased(*claimed)
+            total += deliver_leased(*claimed, budget=budget, idle=idle)
         except LeaseLost as exc:
             log.warning("webhook endpoint %s: lease lost, another process delivers", exc)
     return total
+
+
+_arrivals = threading.Condition()
+
+
+def events_committed() -> None:
+    """Wake the runs waiting for events (called for every commit that wrote some)."""
+    with _arrivals:
+        _arrivals.notify_all()
+
+
+def wait_for_events(timeout: float) -> None:
+    """Wait until events are committed, at most `timeout` seconds."""
+    with _arrivals:
+        _arrivals.wait(timeout)
