@@ -43,6 +43,7 @@ def start(app: Flask) -> None:
         lambda event: webhooks.events_committed() if event.get("type") == "outbox" else None
     )
     threading.Thread(target=_sweeper, args=(app,), name="sweeper", daemon=True).start()
+    threading.Thread(target=_dispatcher, args=(app,), name="dispatcher", daemon=True).start()
     for number in range(app.config["WEBHOOK_CONCURRENCY"]):
         threading.Thread(
             target=_deliverer, args=(app,), name=f"deliverer-{number}", daemon=True
@@ -80,18 +81,34 @@ ROUND_INTERVAL = 0.1
 BUSY_RUN = 2.0
 
 
-def _deliverer(app: Flask) -> None:
-    """One of WEBHOOK_CONCURRENCY runners of this process (several endpoints at once: one
-    slow receiver does not hold up the others). Each looks for work when events are
-    committed (at least once a second), with one read first, and delivers until no
-    endpoint is due; no runner waits for another."""
-    from dashboard.services import webhooks
+_work = threading.Condition()
 
-    def run():
-        if webhooks.has_work():
-            webhooks.deliver_due(budget=BUSY_RUN, idle=webhooks.wait_for_events)
+
+def _dispatcher(app: Flask) -> None:
+    """Looks for webhook work (one read) when events are committed, at least once a
+    second, and wakes the runners only when there is some: under load the commits come by
+    the dozen a second, and each runner looking for itself would cost more than it
+    delivers."""
+    from dashboard.services import webhooks
 
     while True:
         webhooks.wait_for_events(1.0)
         time.sleep(ROUND_INTERVAL)
+        if _run(app, webhooks.has_work, "webhooks"):
+            with _work:
+                _work.notify_all()
+
+
+def _deliverer(app: Flask) -> None:
+    """One of WEBHOOK_CONCURRENCY runners of this process (several endpoints at once: one
+    slow receiver does not hold up the others): when woken, it claims and delivers until
+    no endpoint is due."""
+    from dashboard.services import webhooks
+
+    def run():
+        return webhooks.deliver_due(budget=BUSY_RUN, idle=webhooks.wait_for_events)
+
+    while True:
+        with _work:
+            _work.wait(2.0)
         _run(app, run, "webhooks")
