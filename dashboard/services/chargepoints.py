@@ -306,7 +306,9 @@ def is_registered(chargepoint: ChargePoint) -> bool:
 
 def record_chargepoint_status(chargepoint: ChargePoint, status: str, error_code: str) -> None:
     """The status of the charge point itself (StatusNotification for connectorId 0)."""
+    previous = chargepoint.status
     chargepoint.status = status
     chargepoint.error_code = error_code
     db.session.flush()
     _announce(chargepoint, "status")
+    incidents.on_chargepoint_status(chargepoint, previous, status, error_code)

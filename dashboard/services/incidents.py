@@ -225,28 +225,38 @@ def _end(kind: str, subject: str, at: datetime) -> None:
 
 def on_status(connector, previous: str | None, status: str, error_code: str, source: str, at):
     """A connector's status changed (from `apply_status`, any source)."""
-    subject = f"{connector.connector_cp_id}/{connector.connector_id}"
+    _status_changed(
+        connector.chargepoint,
+        connector.connector_id,
+        previous,
+        status,
+        error_code,
+        source,
+        at,
+        connector.info or connector.vendor_error_code,
+    )
+
+
+def on_chargepoint_status(chargepoint, previous: str | None, status: str, error_code: str):
+    """The charge point's own status (connectorId 0) changed: the same rules, for
+    "connector 0" (a charge point Faulted or Unavailable as a whole)."""
+    _status_changed(chargepoint, 0, previous, status, error_code, "ocpp", utcnow(), None)
+
+
+def _status_changed(chargepoint, number, previous, status, error_code, source, at, detail):
+    subject = f"{chargepoint.id}/{number}"
     if previous == "Faulted" and status != "Faulted":
         _end("faulted", subject, at)
     if previous == "Unavailable" and status != "Unavailable":
         _end("unavailable", subject, at)
-    chargepoint = connector.chargepoint
     if status == "Faulted" and not _boot_self_test(chargepoint, error_code, at):
-        _begin(
-            "faulted",
-            chargepoint.company_id,
-            chargepoint.id,
-            connector.connector_id,
-            at,
-            error_code,
-            connector.info or connector.vendor_error_code,
-        )
+        _begin("faulted", chargepoint.company_id, chargepoint.id, number, at, error_code, detail)
     elif (
         status == "Unavailable"
         and previous != "Unavailable"
-        and not _operator_made(chargepoint.id, connector.connector_id, source)
+        and not _operator_made(chargepoint.id, number, source)
     ):
-        _begin("unavailable", chargepoint.company_id, chargepoint.id, connector.connector_id, at)
+        _begin("unavailable", chargepoint.company_id, chargepoint.id, number, at)
 
 
 def _boot_self_test(chargepoint: ChargePoint, error_code: str, at: datetime) -> bool:

@@ -240,3 +240,20 @@ def test_one_incident_per_condition_whatever_races(app, world, connector):
     _sweep(app, 5)
     _sweep(app, 6)
     assert _incidents(app) == [("faulted", "open", f"{world.cp_a}/1")]
+
+
+def test_the_charge_point_itself_faulted_is_an_incident_of_connector_0(app, world, as_):
+    from dashboard.services.chargepoints import record_chargepoint_status
+
+    with app.app_context():
+        cp = db.session.get(ChargePoint, world.cp_a)
+        record_chargepoint_status(cp, "Faulted", "PowerMeterFailure")
+        db.session.commit()
+    _sweep(app, 3)
+    assert _incidents(app) == [("faulted", "open", f"{world.cp_a}/0")]
+    [shown] = as_("user_a").get("/api/v1/incidents").json["res_data"]["items"]
+    assert shown["connector_id"] == 0 and shown["error_code"] == "PowerMeterFailure"
+    with app.app_context():
+        record_chargepoint_status(db.session.get(ChargePoint, world.cp_a), "Available", "NoError")
+        db.session.commit()
+    assert _incidents(app) == [("faulted", "resolved", f"{world.cp_a}/0")]
