@@ -43,7 +43,8 @@ def start(app: Flask) -> None:
         lambda event: webhooks.events_committed() if event.get("type") == "outbox" else None
     )
     threading.Thread(target=_sweeper, args=(app,), name="sweeper", daemon=True).start()
-    threading.Thread(target=_dispatcher, args=(app,), name="dispatcher", daemon=True).start()
+    if app.config["WEBHOOK_CONCURRENCY"] > 0:  # 0: this process delivers no webhooks
+        threading.Thread(target=_dispatcher, args=(app,), name="dispatcher", daemon=True).start()
     for number in range(app.config["WEBHOOK_CONCURRENCY"]):
         threading.Thread(
             target=_deliverer, args=(app,), name=f"deliverer-{number}", daemon=True

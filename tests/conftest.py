@@ -127,6 +127,9 @@ LIVE_SERVER_ENV = {
     "WEBHOOK_ALLOWED_NETWORKS": "127.0.0.1/32",
     "WEBHOOK_RETRY_SECONDS": "1",
     "INCIDENT_SWEEP_SECONDS": "1",
+    # The shared test servers deliver no webhooks: in-process tests deliver on the same
+    # databases and count attempts. Tests of delivery through servers start their own.
+    "WEBHOOK_CONCURRENCY": "0",
 }
 
 

@@ -57,6 +57,9 @@ def test_badge_changes_without_reload(app, page_as, site, live_port, world):
     send_statuses(f"ws://127.0.0.1:{live_port}/ocpp", "CP-A", [(1, "Charging")])
     expect(row.locator(".badge")).to_have_text("Charging")
     assert page.evaluate("window.notReloaded") is True
+    # The charge point has gone (send_statuses ends its session): the row says so live,
+    # before it is compared with a reloaded one.
+    expect(row.locator(".badge.last-known")).to_be_visible()
 
     # The row looks the same live as after a reload (but for how many seconds ago).
     def shown(html: str) -> str:

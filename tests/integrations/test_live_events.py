@@ -65,7 +65,7 @@ def test_webhooks_lose_nothing_when_the_server_is_killed_while_the_receiver_is_d
     with app.app_context():
         create_connector(SYSTEM, connector_id=1, connector_cp_id=world.cp_a, source="api")
         db.session.commit()
-    env = {**LIVE_SERVER_ENV, "WEBHOOK_TIMEOUT_SECONDS": "2"}
+    env = {**LIVE_SERVER_ENV, "WEBHOOK_TIMEOUT_SECONDS": "2", "WEBHOOK_CONCURRENCY": "4"}
     server, port = start_gunicorn(database_url, tmp_path / "first.log", env=env)
     receiver_port = free_port()
     receiver = Receiver(receiver_port)

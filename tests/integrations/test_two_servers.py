@@ -13,10 +13,24 @@ from dashboard.models import Incident, OutboxEvent
 from dashboard.services import incidents
 from dashboard.services.connectors import create_connector
 from dashboard.services.permissions import SYSTEM
+from tests.conftest import LIVE_SERVER_ENV
 from tests.integrations.receiver import Receiver
 from tests.integrations.test_live_events import _api
 from tests.integrations.test_webhooks import _endpoint
-from tests.live.test_two_hosts import two_servers  # noqa: F401  (the fixture)
+from tests.servers import start_gunicorn, stop_process
+
+
+@pytest.fixture(scope="module")
+def two_servers(postgresql_url, redis_server, tmp_path_factory):
+    """Two gunicorn servers (one gevent worker each) on one PostgreSQL and one Redis, both
+    sweeping and delivering webhooks."""
+    env = {**LIVE_SERVER_ENV, "REDIS_URL": redis_server.url, "WEBHOOK_CONCURRENCY": "4"}
+    logs = tmp_path_factory.mktemp("two-sweepers")
+    first = start_gunicorn(postgresql_url, logs / "a.log", workers=1, env=env)
+    second = start_gunicorn(postgresql_url, logs / "b.log", workers=1, env=env)
+    yield first[1], second[1]
+    stop_process(first[0])
+    stop_process(second[0])
 
 
 @pytest.fixture
@@ -25,7 +39,7 @@ def backend():
     return "postgresql"
 
 
-def test_one_incident_and_one_delivery_with_two_servers_sweeping(app, world, as_, two_servers):  # noqa: F811
+def test_one_incident_and_one_delivery_with_two_servers_sweeping(app, world, as_, two_servers):
     first, second = two_servers
     with app.app_context():
         for cp_id in (world.cp_a, world.cp_b):
