@@ -8,6 +8,7 @@ from flask_sock import Sock
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase
 
 # Named constraints, so that Alembic can alter them on every backend (SQLite included).
@@ -40,3 +41,10 @@ def reads_only() -> None:
     mode: a read needs no transaction, and PostgreSQL is spared the BEGIN and the COMMIT or
     ROLLBACK round trips. Call it before the session's first query, and only for reads."""
     db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+
+def insert_ignoring_duplicates(model):
+    """An INSERT of `model` that skips a row a unique key already holds (ON CONFLICT DO
+    NOTHING, on PostgreSQL and SQLite alike)."""
+    dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(model).on_conflict_do_nothing()

@@ -181,6 +181,14 @@ def text_arg(name: str, max_length: int = 100) -> str | None:
 MAX_PAGE = 10**6
 
 
+def choice_arg(name: str, choices) -> str | None:
+    """One of `choices` in the query string; None when absent or blank; 422 otherwise."""
+    value = request.args.get(name) or None
+    if value is not None and value not in choices:
+        raise ApiError(422, f"{name} must be one of: {', '.join(choices)}")
+    return value
+
+
 def bool_arg(name: str) -> bool | None:
     """`true` or `false` in the query string; None when absent; 422 otherwise."""
     raw = request.args.get(name)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dashboard.api import bp
 from dashboard.api.envelope import (
-    ApiError,
+    choice_arg,
     endpoint,
     int_arg,
     load_request,
@@ -20,15 +20,6 @@ from dashboard.services import incidents as service
 incident_schema = IncidentSchema()
 acknowledge_schema = AcknowledgeSchema()
 STATES = ("open", "resolved", "unacknowledged")
-
-
-def _choice(name: str, choices) -> str | None:
-    from flask import request
-
-    value = request.args.get(name) or None
-    if value is not None and value not in choices:
-        raise ApiError(422, f"{name} must be one of: {', '.join(choices)}")
-    return value
 
 
 @bp.get("/incidents")
@@ -61,8 +52,8 @@ def list_incidents(user):
     page, per_page = page_args()
     result = service.list_incidents(
         user,
-        state=_choice("state", STATES),
-        kind=_choice("kind", KINDS),
+        state=choice_arg("state", STATES),
+        kind=choice_arg("kind", KINDS),
         cp_id=int_arg("chargepoint_id", default=0, minimum=0, maximum=MAX_ID) or None,
         connector_id=int_arg("connector_id", default=0, minimum=0, maximum=MAX_ID) or None,
         company_id=int_arg("company_id", default=0, minimum=0, maximum=MAX_ID) or None,

@@ -3,7 +3,7 @@ incident rules page for superadmins."""
 
 from __future__ import annotations
 
-from flask import abort, render_template, request
+from flask import abort, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from dashboard.extensions import db
@@ -123,8 +123,6 @@ def save_incident_rule():
     except Invalid as exc:
         db.session.rollback()
         return incident_rules(errors={"kind": kind, **(exc.errors or {})}, status=422)
-    from flask import redirect, url_for
-
     return redirect(url_for("pages.incident_rules"), 303)
 
 

@@ -20,10 +20,9 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, or_, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import delete, func, select, text, update
 
-from dashboard.extensions import db
+from dashboard.extensions import db, insert_ignoring_duplicates
 from dashboard.live.events import publish_after_commit
 from dashboard.models import (
     ChargePoint,
@@ -55,6 +54,10 @@ class Rule:
     seconds: int  # hold-down, or the flapping window
     threshold: int | None = None  # flapping: more connections than this in the window
 
+    @classmethod
+    def of(cls, row: IncidentRule) -> Rule:
+        return cls(row.kind, row.enabled, row.seconds, row.threshold)
+
 
 DEFAULT_RULES = {
     "faulted": Rule("faulted", True, 120),
@@ -75,26 +78,6 @@ BOOT_GRACE = timedelta(seconds=120)
 # --- rules ------------------------------------------------------------------------------
 
 
-def rules(company_id: int | None = None) -> dict[str, Rule]:
-    """The rules in force for `company_id`: its overrides, else the operator's defaults,
-    else the built-in ones."""
-    rows = db.session.scalars(
-        select(IncidentRule).where(
-            or_(IncidentRule.company_id.is_(None), IncidentRule.company_id == company_id)
-        )
-    )
-    found = dict(DEFAULT_RULES)
-    overrides = {}
-    for row in rows:
-        rule = Rule(row.kind, row.enabled, row.seconds, row.threshold)
-        if row.company_id is None:
-            found[row.kind] = rule
-        else:
-            overrides[row.kind] = rule
-    found.update(overrides)
-    return found
-
-
 class _Rules:
     """Every company's rules, read once per sweep."""
 
@@ -102,7 +85,7 @@ class _Rules:
         self.defaults = dict(DEFAULT_RULES)
         self.overrides: dict[tuple[int, str], Rule] = {}
         for row in db.session.scalars(select(IncidentRule)):
-            rule = Rule(row.kind, row.enabled, row.seconds, row.threshold)
+            rule = Rule.of(row)
             if row.company_id is None:
                 self.defaults[row.kind] = rule
             else:
@@ -115,16 +98,13 @@ class _Rules:
 def rule_rows(user: User) -> tuple[dict[str, Rule], list[tuple[Company, str, Rule]]]:
     """For the settings page: the defaults, and every company override."""
     require(user, "update.incident_rule")
-    defaults = rules(None)
+    defaults = _Rules().defaults
     rows = db.session.execute(
         select(Company, IncidentRule)
         .join(IncidentRule, IncidentRule.company_id == Company.id)
         .order_by(Company.name, IncidentRule.kind)
     )
-    overrides = [
-        (company, row.kind, Rule(row.kind, row.enabled, row.seconds, row.threshold))
-        for company, row in rows
-    ]
+    overrides = [(company, row.kind, Rule.of(row)) for company, row in rows]
     return defaults, overrides
 
 
@@ -182,9 +162,8 @@ def _begin(
     """Record that condition `kind` of a charge point or connector began at `since`:
     pending, or open at `opened_at`. Nothing if it is recorded already."""
     subject = str(cp_id) if connector_id is None else f"{cp_id}/{connector_id}"
-    dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
     inserted = db.session.execute(
-        dialect.insert(Incident)
+        insert_ignoring_duplicates(Incident)
         .values(
             kind=kind,
             state="pending" if opened_at is None else "open",
@@ -197,7 +176,6 @@ def _begin(
             error_code=error_code,
             detail=detail,
         )
-        .on_conflict_do_nothing()
         .returning(Incident.id)
     ).scalar()
     if inserted is not None and opened_at is not None:

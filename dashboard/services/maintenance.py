@@ -6,10 +6,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import or_, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import update
 
-from dashboard.extensions import db
+from dashboard.extensions import db, insert_ignoring_duplicates
 from dashboard.models import JobMark
 from dashboard.models.types import utcnow
 from dashboard.services import outbox
@@ -24,14 +23,13 @@ def claim_job(name: str, every: timedelta, now: datetime | None = None) -> datet
     it last ran (the epoch if never), or None when it is not due or another process has
     it. Commits."""
     now = now or utcnow()
-    dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
     never = datetime(1970, 1, 1, tzinfo=now.tzinfo)
-    db.session.execute(dialect.insert(JobMark).values(name=name, at=never).on_conflict_do_nothing())
+    db.session.execute(insert_ignoring_duplicates(JobMark).values(name=name, at=never))
     mark = db.session.get(JobMark, name)
     previous = mark.at
     claimed = db.session.execute(
         update(JobMark)
-        .where(JobMark.name == name, JobMark.at == previous, or_(JobMark.at <= now - every))
+        .where(JobMark.name == name, JobMark.at == previous, JobMark.at <= now - every)
         .values(at=now)
         .execution_options(synchronize_session=False)
     ).rowcount

@@ -40,13 +40,14 @@ from sqlalchemy import func, insert, select, update
 from standardwebhooks.webhooks import Webhook
 
 from dashboard.extensions import db, reads_only
-from dashboard.models import Company, OutboxEvent, User, WebhookDelivery, WebhookEndpoint
+from dashboard.models import OutboxEvent, User, WebhookDelivery, WebhookEndpoint
 from dashboard.models.types import utcnow
+from dashboard.services.chargepoints import visible_company
 from dashboard.services.errors import Invalid, NotFound
 from dashboard.services.outbox import EVENT_TYPES, iso, last_event_id
 from dashboard.services.pagination import Page, paginate
 from dashboard.services.permissions import require
-from dashboard.services.visibility import company_scope, scoped
+from dashboard.services.visibility import scoped
 
 log = logging.getLogger(__name__)
 
@@ -152,16 +153,15 @@ def _check_description(description: str | None) -> str | None:
 
 
 def _company_for(user: User, company_id: int | None) -> int:
-    scope = company_scope(user)
-    if scope is not None:  # a company user: their own company, whatever was asked
-        if company_id not in (None, scope) or not scope:
-            raise NotFound(f"Company {company_id} not found")
-        return scope
+    """The company a new endpoint belongs to: a company user's own (NotFound for any
+    other), the one a superadmin names."""
     if company_id is None:
-        raise Invalid("Invalid webhook endpoint", {"company_id": ["A company is needed."]})
-    if db.session.get(Company, company_id) is None:
-        raise NotFound(f"Company {company_id} not found")
-    return company_id
+        if user.is_superadmin:
+            raise Invalid("Invalid webhook endpoint", {"company_id": ["A company is needed."]})
+        if not user.company_id:
+            raise NotFound("Company None not found")
+        company_id = user.company_id
+    return visible_company(user, company_id).id
 
 
 def create_endpoint(
@@ -288,7 +288,7 @@ def redeliver(user: User, endpoint_id: int, event_id: int) -> WebhookDelivery:
         outcome = _Outcome(None, str(exc)[:300], None, 0)
     else:
         outcome = _post(endpoint.url, target, endpoint.secret, event)
-    delivery = _log_row(endpoint, event, attempt, outcome, manual=True)
+    delivery = WebhookDelivery(**_log_values(endpoint.id, event, attempt, outcome, manual=True))
     db.session.add(delivery)
     db.session.flush()
     return delivery
@@ -307,6 +307,13 @@ class _Outcome:
     @property
     def succeeded(self) -> bool:
         return self.status_code is not None and 200 <= self.status_code < 300
+
+    @property
+    def failure(self) -> str | None:
+        """Why it failed (the error, or the HTTP status); None when it succeeded."""
+        if self.succeeded:
+            return None
+        return (self.error or f"HTTP {self.status_code}")[:300]
 
 
 _pools: dict[tuple, urllib3.HTTPConnectionPool] = {}
@@ -374,19 +381,21 @@ def _ms(started: float) -> int:
     return round((time.monotonic() - started) * 1000)
 
 
-def _log_row(endpoint, event, attempt: int, outcome: _Outcome, manual=False) -> WebhookDelivery:
-    return WebhookDelivery(
-        endpoint_id=endpoint.id,
-        event_id=event.id,
-        event_type=event.type,
-        attempt=attempt,
-        status_code=outcome.status_code,
-        succeeded=outcome.succeeded,
-        error=outcome.error or (None if outcome.succeeded else f"HTTP {outcome.status_code}"),
-        response_excerpt=outcome.excerpt,
-        duration_ms=outcome.duration_ms,
-        manual=manual,
-    )
+def _log_values(endpoint_id: int, event, attempt: int, outcome: _Outcome, manual=False) -> dict:
+    """The delivery log row of one attempt."""
+    return {
+        "endpoint_id": endpoint_id,
+        "event_id": event.id,
+        "event_type": event.type,
+        "attempt": attempt,
+        "status_code": outcome.status_code,
+        "succeeded": outcome.succeeded,
+        "error": outcome.failure,
+        "response_excerpt": outcome.excerpt,
+        "duration_ms": outcome.duration_ms,
+        "manual": manual,
+        "created": utcnow(),
+    }
 
 
 def backoff(attempts: int) -> timedelta:
@@ -535,22 +544,7 @@ class _State:
         self.saved_at = time.monotonic()
 
     def log(self, event, outcome: _Outcome) -> None:
-        self.rows.append(
-            {
-                "endpoint_id": self.id,
-                "event_id": event.id,
-                "event_type": event.type,
-                "attempt": self.attempts + 1,
-                "status_code": outcome.status_code,
-                "succeeded": outcome.succeeded,
-                "error": outcome.error
-                or (None if outcome.succeeded else f"HTTP {outcome.status_code}"),
-                "response_excerpt": outcome.excerpt,
-                "duration_ms": outcome.duration_ms,
-                "manual": False,
-                "created": utcnow(),
-            }
-        )
+        self.rows.append(_log_values(self.id, event, self.attempts + 1, outcome))
         if outcome.succeeded:
             self.cursor = event.id
             self.attempts = 0
@@ -562,7 +556,7 @@ class _State:
         now = utcnow()
         self.attempts += 1
         self.failing_since = self.failing_since or now
-        self.last_error = (outcome.error or f"HTTP {outcome.status_code}")[:300]
+        self.last_error = outcome.failure
         self.next_attempt_at = now + backoff(self.attempts)
         limit = timedelta(hours=current_app.config["WEBHOOK_DISABLE_AFTER_HOURS"])
         if now - self.failing_since >= limit:
