@@ -158,6 +158,23 @@ def start_gunicorn(
     raise RuntimeError(f"gunicorn did not answer in 30 s: {log_path.read_text()}")
 
 
+def serve_two(database_url: str, redis_url: str, logs: Path, env: dict | None = None):
+    """Serve the app twice (think: two hosts), one gevent worker each, on one database
+    and one Redis; yields their ports, and stops both afterwards."""
+    env = {**(env or {}), "REDIS_URL": redis_url}
+    first = start_gunicorn(database_url, logs / "a.log", workers=1, env=env)
+    try:
+        second = start_gunicorn(database_url, logs / "b.log", workers=1, env=env)
+    except BaseException:
+        stop_process(first[0])
+        raise
+    try:
+        yield first[1], second[1]
+    finally:
+        stop_process(first[0])
+        stop_process(second[0])
+
+
 def stop_process(process: subprocess.Popen) -> None:
     """Stop a server process, killing it if it does not stop in 15 s."""
     process.terminate()

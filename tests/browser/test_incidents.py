@@ -3,34 +3,13 @@ page, and is acknowledged, without a reload."""
 
 from __future__ import annotations
 
-import threading
-
 from playwright.sync_api import expect
 
 from dashboard.extensions import db
 from dashboard.services import incidents
 from dashboard.services.connectors import create_connector
 from dashboard.services.permissions import SYSTEM
-from tests.browser.test_live import _run
-from tests.ocpp.conftest import Session, open_socket
-
-
-def send_fault(ws_url: str, identity: str) -> None:
-    """Boot `identity` and report connector 1 Faulted (GroundFailure), from a thread of its
-    own (Playwright's sync API holds this thread's event loop)."""
-
-    async def scenario():
-        async with open_socket(ws_url, identity) as ws:
-            session = Session(ws, identity)
-            await session.boot()
-            await session.status(1, "Faulted", error_code="GroundFailure")
-            await session.stop()
-
-    errors = []
-    thread = threading.Thread(target=lambda: _run(scenario, errors))
-    thread.start()
-    thread.join(30)
-    assert not errors, errors
+from tests.browser.test_live import send_statuses
 
 
 def test_an_incident_appears_live_and_is_acknowledged(app, page_as, site, live_port, world):
@@ -48,7 +27,7 @@ def test_an_incident_appears_live_and_is_acknowledged(app, page_as, site, live_p
     expect(lists.locator("#nav-incidents")).to_have_text("Incidents")
     board.evaluate("window.notReloaded = true")
     lists.evaluate("window.notReloaded = true")
-    send_fault(f"ws://127.0.0.1:{live_port}/ocpp", "CP-A")
+    send_statuses(f"ws://127.0.0.1:{live_port}/ocpp", "CP-A", [(1, "Faulted", "GroundFailure")])
     # The sweep (every second in the test server) opens it after the 1 s hold-down.
     row = board.locator("#incident-table tbody tr")
     expect(row).to_have_count(1, timeout=15_000)

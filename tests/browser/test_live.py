@@ -17,16 +17,17 @@ from tests.conftest import PASSWORD
 from tests.ocpp.conftest import Session, open_socket
 
 
-def send_statuses(ws_url: str, identity: str, statuses: list[tuple[int, str]]) -> None:
-    """Boot `identity` and send its statuses, from a thread of its own (Playwright's sync
-    API holds this thread's event loop)."""
+def send_statuses(ws_url: str, identity: str, statuses: list[tuple]) -> None:
+    """Boot `identity` and send its statuses, each (connector, status) or (connector,
+    status, error code), from a thread of its own (Playwright's sync API holds this
+    thread's event loop)."""
 
     async def scenario():
         async with open_socket(ws_url, identity) as ws:
             session = Session(ws, identity)
             await session.boot()
-            for connector_id, status in statuses:
-                await session.status(connector_id, status)
+            for connector_id, status, *error_code in statuses:
+                await session.status(connector_id, status, *error_code)
             await session.stop()
 
     errors = []

@@ -9,10 +9,9 @@ from datetime import timedelta
 import pytest
 from aiosmtpd.controller import Controller
 
-from dashboard.extensions import db
 from dashboard.models.types import utcnow
 from dashboard.services import digests
-from tests.integrations.test_incidents import _ocpp, _sweep
+from tests.integrations.test_incidents import _ocpp, open_faults
 from tests.servers import free_port
 
 
@@ -49,21 +48,8 @@ def mailbox(smtp_server, app):
     app.config["SMTP_URL"] = None
 
 
-def _faults(app, world):
-    from dashboard.services.connectors import create_connector
-    from dashboard.services.permissions import SYSTEM
-
-    with app.app_context():
-        for cp_id in (world.cp_a, world.cp_b):
-            create_connector(SYSTEM, connector_id=1, connector_cp_id=cp_id, source="api")
-        db.session.commit()
-    _ocpp(app, world.cp_a, "Faulted", "GroundFailure")
-    _ocpp(app, world.cp_b, "Faulted", "OverVoltage")
-    _sweep(app, 3)
-
-
 def test_the_digest_goes_to_each_company_and_every_superadmin(app, world, mailbox):
-    _faults(app, world)
+    open_faults(app, world)
     with app.app_context():
         sent = digests.send_due()
     assert sent == 3  # a@, b@ (their own) and admin@ (both)
@@ -82,7 +68,7 @@ def test_the_digest_goes_to_each_company_and_every_superadmin(app, world, mailbo
 
 
 def test_the_next_digest_holds_only_what_changed_since(app, world, mailbox):
-    _faults(app, world)
+    open_faults(app, world)
     start = utcnow() + timedelta(minutes=4)  # after the (simulated) sweep that opened both
     with app.app_context():
         digests.send_due(start)
@@ -99,7 +85,7 @@ def test_no_smtp_url_no_mail(app, world, smtp_server):
     controller, box = smtp_server
     with box.lock:
         box.messages.clear()
-    _faults(app, world)
+    open_faults(app, world)
     with app.app_context():
         assert digests.send_due() == 0
     assert box.messages == []

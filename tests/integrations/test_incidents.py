@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import select
 
 from dashboard.extensions import db
@@ -14,16 +13,9 @@ from dashboard.models import ChargePoint, Command, Incident
 from dashboard.models.types import utcnow
 from dashboard.services import incidents
 from dashboard.services.chargepoints import record_connected, record_disconnected
-from dashboard.services.connectors import create_connector, record_ocpp_status, update_connector
+from dashboard.services.connectors import record_ocpp_status, update_connector
 from dashboard.services.permissions import SYSTEM
-
-
-@pytest.fixture
-def connector(app, world):
-    with app.app_context():
-        for cp_id in (world.cp_a, world.cp_b):
-            create_connector(SYSTEM, connector_id=1, connector_cp_id=cp_id, source="api")
-        db.session.commit()
+from tests.integrations.conftest import add_connectors
 
 
 def _ocpp(app, cp_id, status, error_code="NoError", at=None):
@@ -39,6 +31,15 @@ def _ocpp(app, cp_id, status, error_code="NoError", at=None):
         db.session.commit()
 
 
+def open_faults(app, world) -> None:
+    """Connector 1 of A's and of B's charge point Faulted (GroundFailure and OverVoltage),
+    swept 3 minutes later: an open incident each."""
+    add_connectors(app, world)
+    _ocpp(app, world.cp_a, "Faulted", "GroundFailure")
+    _ocpp(app, world.cp_b, "Faulted", "OverVoltage")
+    _sweep(app, 3)
+
+
 def _sweep(app, minutes: float) -> None:
     with app.app_context():
         assert incidents.sweep(utcnow() + timedelta(minutes=minutes))
@@ -52,7 +53,7 @@ def _incidents(app) -> list[tuple]:
 
 
 def test_a_fault_opens_an_incident_after_its_hold_down_and_resolves_when_it_ends(
-    app, world, connector, as_
+    app, world, connectors, as_
 ):
     _ocpp(app, world.cp_a, "Faulted", "GroundFailure")
     _sweep(app, 1)
@@ -78,14 +79,14 @@ def test_a_fault_opens_an_incident_after_its_hold_down_and_resolves_when_it_ends
     assert not any(t.startswith("incident.") for t in types_b)
 
 
-def test_a_fault_that_recovers_within_its_hold_down_opens_nothing(app, world, connector):
+def test_a_fault_that_recovers_within_its_hold_down_opens_nothing(app, world, connectors):
     _ocpp(app, world.cp_a, "Faulted", "GroundFailure")
     _ocpp(app, world.cp_a, "Available")
     _sweep(app, 10)
     assert _incidents(app) == []
 
 
-def test_faulted_noerror_at_boot_is_ignored(app, world, connector):
+def test_faulted_noerror_at_boot_is_ignored(app, world, connectors):
     with app.app_context():
         db.session.get(ChargePoint, world.cp_a).last_boot = utcnow()
         db.session.commit()
@@ -97,7 +98,7 @@ def test_faulted_noerror_at_boot_is_ignored(app, world, connector):
     assert _incidents(app) == [("faulted", "open", f"{world.cp_a}/1")]
 
 
-def test_unavailable_counts_only_when_no_operator_made_it(app, world, connector):
+def test_unavailable_counts_only_when_no_operator_made_it(app, world, connectors):
     with app.app_context():  # set by an operator through the API: no incident
         update_connector(SYSTEM, world.cp_a, 1, source="api", connector_status="Unavailable")
         db.session.commit()
@@ -189,7 +190,7 @@ def test_flapping_opens_and_calms_down(app, world):
     assert ("flapping", "resolved", str(world.cp_a)) in _incidents(app)
 
 
-def test_rules_can_be_changed_per_company(app, world, connector):
+def test_rules_can_be_changed_per_company(app, world, connectors):
     with app.app_context():
         incidents.set_rule(
             SYSTEM, "faulted", company_id=world.company_b, enabled=True, seconds=3600
@@ -210,7 +211,7 @@ def test_rules_can_be_changed_per_company(app, world, connector):
     assert _incidents(app)[1] == ("faulted", "pending", f"{world.cp_b}/1")
 
 
-def test_acknowledgement(app, world, connector, as_):
+def test_acknowledgement(app, world, connectors, as_):
     _ocpp(app, world.cp_a, "Faulted", "GroundFailure")
     _sweep(app, 3)
     [incident] = as_("user_a").get("/api/v1/incidents?state=open").json["res_data"]["items"]
@@ -231,7 +232,7 @@ def test_acknowledgement(app, world, connector, as_):
     assert as_("user_a").get("/api/v1/incidents?state=bogus").status_code == 422
 
 
-def test_one_incident_per_condition_whatever_races(app, world, connector):
+def test_one_incident_per_condition_whatever_races(app, world, connectors):
     with app.app_context():
         at = utcnow()
         for _ in range(3):  # three processes see the same condition begin

@@ -16,8 +16,6 @@ from sqlalchemy import select
 
 from dashboard.extensions import db
 from dashboard.models import OutboxEvent
-from dashboard.services.connectors import create_connector
-from dashboard.services.permissions import SYSTEM
 from tests.conftest import LIVE_SERVER_ENV
 from tests.integrations.receiver import Receiver
 from tests.integrations.test_webhooks import _endpoint
@@ -60,11 +58,8 @@ def _parent(pid: int) -> int | None:
 
 
 def test_webhooks_lose_nothing_when_the_server_is_killed_while_the_receiver_is_down(
-    app, world, database_url, tmp_path, as_
+    app, world, connectors, database_url, tmp_path, as_
 ):
-    with app.app_context():
-        create_connector(SYSTEM, connector_id=1, connector_cp_id=world.cp_a, source="api")
-        db.session.commit()
     env = {**LIVE_SERVER_ENV, "WEBHOOK_TIMEOUT_SECONDS": "2", "WEBHOOK_CONCURRENCY": "4"}
     server, port = start_gunicorn(database_url, tmp_path / "first.log", env=env)
     receiver_port = free_port()
@@ -128,11 +123,9 @@ def _sse(port: int, token: str, last_id: int | None, count: int, timeout: float 
     return events
 
 
-def test_the_event_stream_resumes_from_last_event_id_without_gaps_or_repeats(app, world, live_port):
-    with app.app_context():
-        for cp_id in (world.cp_a, world.cp_b):
-            create_connector(SYSTEM, connector_id=1, connector_cp_id=cp_id, source="api")
-        db.session.commit()
+def test_the_event_stream_resumes_from_last_event_id_without_gaps_or_repeats(
+    app, world, connectors, live_port
+):
     admin, user_a = world.tokens["admin"], world.tokens["user_a"]
 
     def change(status):

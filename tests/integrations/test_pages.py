@@ -10,7 +10,7 @@ from dashboard.models import Incident
 from dashboard.models.types import utcnow
 from tests.conftest import PASSWORD
 from tests.integrations.receiver import Receiver
-from tests.integrations.test_incidents import _ocpp, _sweep
+from tests.integrations.test_incidents import open_faults
 from tests.pages.conftest import TOKEN
 
 
@@ -27,16 +27,7 @@ def _signed_in(app, email):
 
 
 def test_the_incidents_page_shows_and_acknowledges_a_company_s_own(app, world):
-    from dashboard.services.connectors import create_connector
-    from dashboard.services.permissions import SYSTEM
-
-    with app.app_context():
-        for cp_id in (world.cp_a, world.cp_b):
-            create_connector(SYSTEM, connector_id=1, connector_cp_id=cp_id, source="api")
-        db.session.commit()
-    _ocpp(app, world.cp_a, "Faulted", "GroundFailure")
-    _ocpp(app, world.cp_b, "Faulted", "OverVoltage")
-    _sweep(app, 3)
+    open_faults(app, world)
     client, token = _signed_in(app, "a@example.com")
     page = client.get("/incidents").get_data(as_text=True)
     assert "GroundFailure" in page and "OverVoltage" not in page

@@ -11,26 +11,21 @@ from sqlalchemy import func, select
 from dashboard.extensions import db
 from dashboard.models import Incident, OutboxEvent
 from dashboard.services import incidents
-from dashboard.services.connectors import create_connector
 from dashboard.services.permissions import SYSTEM
 from tests.conftest import LIVE_SERVER_ENV
 from tests.integrations.receiver import Receiver
 from tests.integrations.test_live_events import _api
 from tests.integrations.test_webhooks import _endpoint
-from tests.servers import start_gunicorn, stop_process
+from tests.servers import serve_two
 
 
 @pytest.fixture(scope="module")
 def two_servers(postgresql_url, redis_server, tmp_path_factory):
     """Two gunicorn servers (one gevent worker each) on one PostgreSQL and one Redis, both
     sweeping and delivering webhooks."""
-    env = {**LIVE_SERVER_ENV, "REDIS_URL": redis_server.url, "WEBHOOK_CONCURRENCY": "4"}
+    env = {**LIVE_SERVER_ENV, "WEBHOOK_CONCURRENCY": "4"}
     logs = tmp_path_factory.mktemp("two-sweepers")
-    first = start_gunicorn(postgresql_url, logs / "a.log", workers=1, env=env)
-    second = start_gunicorn(postgresql_url, logs / "b.log", workers=1, env=env)
-    yield first[1], second[1]
-    stop_process(first[0])
-    stop_process(second[0])
+    yield from serve_two(postgresql_url, redis_server.url, logs, env)
 
 
 @pytest.fixture
@@ -39,11 +34,11 @@ def backend():
     return "postgresql"
 
 
-def test_one_incident_and_one_delivery_with_two_servers_sweeping(app, world, as_, two_servers):
+def test_one_incident_and_one_delivery_with_two_servers_sweeping(
+    app, world, connectors, as_, two_servers
+):
     first, second = two_servers
     with app.app_context():
-        for cp_id in (world.cp_a, world.cp_b):
-            create_connector(SYSTEM, connector_id=1, connector_cp_id=cp_id, source="api")
         incidents.set_rule(SYSTEM, "faulted", company_id=None, enabled=True, seconds=1)
         db.session.commit()
     receiver = Receiver()

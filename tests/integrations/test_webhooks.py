@@ -12,7 +12,7 @@ from dashboard.extensions import db
 from dashboard.models import WebhookDelivery, WebhookEndpoint
 from dashboard.models.types import utcnow
 from dashboard.services import webhooks
-from dashboard.services.connectors import create_connector, update_connector
+from dashboard.services.connectors import update_connector
 from dashboard.services.permissions import SYSTEM
 from tests.integrations.receiver import Receiver
 
@@ -42,14 +42,6 @@ def _deliver(app) -> int:
             return webhooks.deliver_due()
         finally:
             db.session.remove()
-
-
-@pytest.fixture
-def connectors(app, world):
-    with app.app_context():
-        for cp_id in (world.cp_a, world.cp_b):
-            create_connector(SYSTEM, connector_id=1, connector_cp_id=cp_id, source="api")
-        db.session.commit()
 
 
 def test_deliveries_are_signed_in_order_and_company_scoped(app, world, as_, connectors, receiver):

@@ -18,19 +18,14 @@ from tests.conftest import LIVE_SERVER_ENV
 from tests.live.test_access import SignedIn, _closed_by
 from tests.live.test_channel import _signed_in_cookie
 from tests.ocpp.conftest import Session, open_socket
-from tests.servers import start_gunicorn, stop_process
+from tests.servers import serve_two
 
 
 @pytest.fixture(scope="session")
 def two_servers(postgresql_url, redis_server, tmp_path_factory):
     """Ports of two gunicorn servers (one gevent worker each) sharing PostgreSQL and Redis."""
-    env = {**LIVE_SERVER_ENV, "REDIS_URL": redis_server.url}
     logs = tmp_path_factory.mktemp("two-servers")
-    first = start_gunicorn(postgresql_url, logs / "a.log", workers=1, env=env)
-    second = start_gunicorn(postgresql_url, logs / "b.log", workers=1, env=env)
-    yield first[1], second[1]
-    stop_process(first[0])
-    stop_process(second[0])
+    yield from serve_two(postgresql_url, redis_server.url, logs, LIVE_SERVER_ENV)
 
 
 @pytest.fixture
