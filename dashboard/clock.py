@@ -4,6 +4,7 @@
   time gets through (a PostgreSQL advisory lock; SQLite has one worker);
 - webhook deliveries (`services.webhooks`), woken by every commit that wrote events (the
   event bus carries the wake-up between processes) and at least once a second;
+- the daily uptime aggregates (`services.uptime.aggregate_due`), one process at a time;
 - pruning of old events, delivery log rows and meter values, hourly;
 - the incident e-mail digest (`services.digests`), when SMTP_URL is set.
 
@@ -65,12 +66,13 @@ def _run(app: Flask, job, name: str):
 
 
 def _sweeper(app: Flask) -> None:
-    from dashboard.services import digests, incidents, maintenance
+    from dashboard.services import digests, incidents, maintenance, uptime
 
     interval = app.config["INCIDENT_SWEEP_SECONDS"]
     while True:
         time.sleep(interval)
         _run(app, incidents.sweep, "incident sweep")
+        _run(app, uptime.aggregate_due, "uptime aggregates")
         _run(app, maintenance.prune_due, "pruning")
         _run(app, digests.send_due, "e-mail digest")
 

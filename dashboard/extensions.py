@@ -7,7 +7,7 @@ from flask_migrate import Migrate
 from flask_sock import Sock
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase
 
@@ -41,6 +41,25 @@ def reads_only() -> None:
     mode: a read needs no transaction, and PostgreSQL is spared the BEGIN and the COMMIT or
     ROLLBACK round trips. Call it before the session's first query, and only for reads."""
     db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+
+def try_transaction_lock(key: int) -> bool:
+    """Whether this transaction got the lock `key` (PostgreSQL's pg_try_advisory_xact_lock,
+    held until the commit or rollback): one process at a time runs what it guards. Always
+    True on SQLite, which has one worker."""
+    if db.session.get_bind().dialect.name != "postgresql":
+        return True
+    return bool(db.session.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": key}))
+
+
+def upsert_statement(model, keys: list[str], updates: list[str]):
+    """An INSERT of `model` that, where a row with the same `keys` exists, sets its
+    `updates` columns to the new values instead (ON CONFLICT DO UPDATE)."""
+    dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(model)
+    return statement.on_conflict_do_update(
+        index_elements=keys, set_={name: statement.excluded[name] for name in updates}
+    )
 
 
 def insert_ignoring_duplicates(model):

@@ -19,6 +19,7 @@ from dashboard.models.incident import (
     IncidentRule,
     JobMark,
 )
+from dashboard.models.uptime import EXCLUSION_CAUSES, UptimeDay, UptimeDirty, UptimeExclusion
 from dashboard.models.user import ApiToken, Role, User
 from dashboard.models.webhook import WebhookDelivery, WebhookEndpoint
 
@@ -46,4 +47,8 @@ __all__ = [
     "JobMark",
     "WebhookDelivery",
     "WebhookEndpoint",
+    "EXCLUSION_CAUSES",
+    "UptimeDay",
+    "UptimeDirty",
+    "UptimeExclusion",
 ]

@@ -90,7 +90,9 @@ class IncidentRule(db.Model):
 
 
 class ConnectivityEvent(db.Model):
-    """When a charge point connected, disconnected, went stale or came back."""
+    """The log of a charge point: when it connected, disconnected, went stale or came back
+    (heard again), and its own statuses (StatusNotification for connectorId 0, kind
+    "status"): what "was this port usable at that minute?" is answered from."""
 
     __tablename__ = "connectivity_events"
 
@@ -98,6 +100,8 @@ class ConnectivityEvent(db.Model):
     cp_id: Mapped[int] = mapped_column(ForeignKey("chargepoints.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(12))
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    status: Mapped[str | None] = mapped_column(String(16))  # kind "status"
+    error_code: Mapped[str | None] = mapped_column(String(32))
 
     __table_args__ = (Index("ix_connectivity_cp_at", "cp_id", "at"),)
 

@@ -76,7 +76,10 @@ def status_notification(connection, frame: Frame) -> dict:
                 {"field": "status"},
             )
         chargepoint_service.record_chargepoint_status(
-            _chargepoint(connection), payload["status"], payload["errorCode"]
+            _chargepoint(connection),
+            payload["status"],
+            payload["errorCode"],
+            _event_time(connection, payload.get("timestamp")),
         )
         return {}
     config = current_app.config

@@ -9,9 +9,9 @@ from sqlalchemy import and_, func, or_, select, update
 
 from dashboard.extensions import db
 from dashboard.live.events import publish_after_commit
-from dashboard.models import ChargePoint, Company, Connector, User
+from dashboard.models import ChargePoint, Company, ConnectivityEvent, Connector, User
 from dashboard.models.types import utcnow
-from dashboard.services import incidents
+from dashboard.services import incidents, uptime
 from dashboard.services.errors import Conflict, NotFound
 from dashboard.services.outbox import emit
 from dashboard.services.pagination import Page, ordering, paginate
@@ -304,11 +304,21 @@ def is_registered(chargepoint: ChargePoint) -> bool:
     return chargepoint.registration_status == "Accepted" and chargepoint.last_boot is not None
 
 
-def record_chargepoint_status(chargepoint: ChargePoint, status: str, error_code: str) -> None:
-    """The status of the charge point itself (StatusNotification for connectorId 0)."""
+def record_chargepoint_status(
+    chargepoint: ChargePoint, status: str, error_code: str, event_time: datetime | None = None
+) -> None:
+    """The status of the charge point itself (StatusNotification for connectorId 0), kept
+    in its log at the event's time (the uptime of its ports depends on it)."""
     previous = chargepoint.status
     chargepoint.status = status
     chargepoint.error_code = error_code
+    at = event_time or utcnow()
+    db.session.add(
+        ConnectivityEvent(
+            cp_id=chargepoint.id, kind="status", at=at, status=status, error_code=error_code
+        )
+    )
+    uptime.touch(chargepoint.id, at)
     db.session.flush()
     _announce(chargepoint, "status")
     incidents.on_chargepoint_status(chargepoint, previous, status, error_code)

@@ -14,7 +14,7 @@ from dashboard.extensions import db
 from dashboard.live.events import publish_after_commit
 from dashboard.models import ChargePoint, Company, Connector, ConnectorStatusHistory, User
 from dashboard.models.types import utcnow
-from dashboard.services import incidents
+from dashboard.services import incidents, uptime
 from dashboard.services.chargepoints import text_matches, visible_chargepoint
 from dashboard.services.errors import Conflict, NotFound
 from dashboard.services.outbox import emit
@@ -297,6 +297,7 @@ def apply_status(
         message_id=message_id,
     )
     db.session.add(row)
+    uptime.touch(connector.connector_cp_id, row.event_time, now)
     if source == "ocpp":
         connector.status_reported = now
     company_id = connector.chargepoint.company_id

@@ -20,9 +20,9 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import delete, func, select, update
 
-from dashboard.extensions import db, insert_ignoring_duplicates
+from dashboard.extensions import db, insert_ignoring_duplicates, try_transaction_lock
 from dashboard.live.events import publish_after_commit
 from dashboard.models import (
     ChargePoint,
@@ -35,7 +35,7 @@ from dashboard.models import (
 )
 from dashboard.models.incident import KINDS
 from dashboard.models.types import utcnow
-from dashboard.services import outbox
+from dashboard.services import outbox, uptime
 from dashboard.services.errors import Conflict, Invalid, NotFound
 from dashboard.services.pagination import Page, paginate
 from dashboard.services.permissions import require
@@ -286,12 +286,6 @@ def on_connected(cp_id: int, at: datetime) -> None:
 # --- the sweep --------------------------------------------------------------------------
 
 
-def _sweep_lock() -> bool:
-    if db.session.get_bind().dialect.name != "postgresql":
-        return True  # SQLite: one worker
-    return bool(db.session.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": SWEEP_LOCK}))
-
-
 def sweep(now: datetime | None = None) -> bool:
     """Evaluate the time-based rules: charge points gone stale or back, offline conditions
     ended, flapping, and pending incidents whose hold-down has passed. Commits. Returns
@@ -299,7 +293,7 @@ def sweep(now: datetime | None = None) -> bool:
     from dashboard.services.chargepoints import stale_after
 
     now = now or utcnow()
-    if not _sweep_lock():
+    if not try_transaction_lock(SWEEP_LOCK):
         db.session.rollback()
         return False
     in_force = _Rules()
@@ -315,6 +309,7 @@ def sweep(now: datetime | None = None) -> bool:
     ):
         cp.stale_since = (cp.last_seen or cp.connected_since) + silent_for
         db.session.add(ConnectivityEvent(cp_id=cp.id, kind="stale", at=cp.stale_since))
+        uptime.touch(cp.id, cp.stale_since, now)
         outbox.emit(
             None,
             "chargepoint.stale",
@@ -335,6 +330,7 @@ def sweep(now: datetime | None = None) -> bool:
         )
     ):
         db.session.add(ConnectivityEvent(cp_id=cp.id, kind="back", at=cp.last_seen))
+        uptime.touch(cp.id, cp.last_seen, now)
         cp.stale_since = None
         outbox.emit(
             None,

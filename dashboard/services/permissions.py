@@ -16,6 +16,7 @@ RESOURCES = ("connector", "chargepoint", "idtag", "webhook")
 VERBS = ("create", "read", "update", "delete")
 # Transactions are written by charge points only: they are read. Events are read; incidents
 # are read and acknowledged (update); the rules that open incidents are set by operators.
+# Uptime reports are read; operators record exclusions of out-time.
 PERMISSIONS = (
     *(f"{verb}.{resource}" for resource in RESOURCES for verb in VERBS),
     "read.transaction",
@@ -23,6 +24,8 @@ PERMISSIONS = (
     "read.incident",
     "update.incident",
     "update.incident_rule",
+    "read.report",
+    "create.exclusion",
 )
 
 BUILTIN_ROLES: dict[str, dict] = {
@@ -38,6 +41,8 @@ BUILTIN_ROLES: dict[str, dict] = {
             *(f"{verb}.webhook" for verb in VERBS),
             "read.incident",
             "update.incident",
+            # Uptime reports of their own ports; exclusions are the operators'.
+            "read.report",
         ],
         "all_companies": False,
     },

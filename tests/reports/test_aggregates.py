@@ -1,0 +1,145 @@
+"""Daily aggregates: a report over months adds them up and gives the same figures as the
+computation from the history, also after late history reached a day already aggregated."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select, text
+
+from dashboard.extensions import db
+from dashboard.models import UptimeDay, UptimeDirty
+from dashboard.models.types import utcnow
+from dashboard.services import uptime
+from dashboard.services.connectors import record_ocpp_status
+from dashboard.services.permissions import SYSTEM
+from tests.reports.conftest import Histories, at
+
+NOW = at("2026-10-03 12:00")
+
+
+@pytest.fixture
+def h(app, world):
+    with app.app_context():
+        yield Histories()
+        db.session.rollback()
+
+
+def _aggregate(now=NOW) -> None:
+    while uptime.aggregate_due(now):
+        pass
+
+
+def _figures(results):
+    return sorted(
+        (
+            r.connector_id,
+            round(r.seconds),
+            round(r.outage_seconds),
+            round(r.excluded_seconds),
+            r.outage_count,
+        )
+        for r in results
+    )
+
+
+def _both(cp_id, start, end, now=NOW):
+    ports = uptime.ports_in(SYSTEM, uptime.Scope(cp_id=cp_id))
+    summed = uptime.summarize(ports, start, end, now=now)
+    computed = uptime.compute(ports, start, end, now=now)
+    return _figures(summed), _figures(computed)
+
+
+def _history(h, cp):
+    h.port(cp, 1, "2026-08-30 12:00")
+    h.port(cp, 2, "2026-09-15 06:00")
+    h.log(cp, "2026-08-30 12:00", "connected")
+    h.status(cp, 1, "2026-08-30 12:00", "Available")
+    h.status(cp, 2, "2026-09-15 06:00", "Available")
+    h.status(cp, 1, "2026-08-31 22:00", "Faulted", "GroundFailure")  # into September
+    h.status(cp, 1, "2026-09-01 03:00", "Available")
+    h.log(cp, "2026-09-10 23:00", "disconnected")
+    h.log(cp, "2026-09-11 01:30", "connected")
+    h.status(cp, 2, "2026-09-30 20:00", "Unavailable")  # into October, and on
+    h.log(cp, "2026-10-03 08:00", "status", "Faulted", "InternalError")
+    h.log(cp, "2026-10-03 09:00", "status", "Available", "NoError")
+    db.session.commit()
+
+
+def test_aggregates_give_the_figures_of_the_history(h, world):
+    cp = world.cp_a
+    _history(h, cp)
+    _aggregate()
+    days = db.session.scalar(select(func.count()).select_from(UptimeDay))
+    # Port 1 from 30 August, port 2 from 15 September, to 2 October (3 October is today).
+    assert days == 34 + 18
+    for start, end in (
+        (at("2026-09-01 00:00"), at("2026-10-01 00:00")),  # whole days
+        (at("2026-08-30 17:00"), at("2026-09-11 00:30")),  # parts of days at both ends
+        (at("2026-09-01 00:00"), at("2026-11-01 00:00")),  # to today, partly
+        (at("2026-09-20 00:00"), at("2026-09-20 00:00") + timedelta(hours=5)),  # within a day
+    ):
+        summed, computed = _both(cp, start, end)
+        assert summed == computed, (start, end)
+    september, _ = _both(cp, at("2026-09-01 00:00"), at("2026-10-01 00:00"))
+    # Port 1: 3 h of the fault that began in August, 150 minutes offline; port 2 from the
+    # 15th at 06:00 (after the offline span), Unavailable from the 30th at 20:00.
+    assert september == [
+        (1, 30 * 86400, (180 + 150) * 60, 0, 2),
+        (2, (15 * 1440 + 18 * 60) * 60, 240 * 60, 0, 1),
+    ]
+
+
+def test_late_history_makes_its_days_aggregated_again(h, world):
+    cp = world.cp_a
+    _history(h, cp)
+    _aggregate()
+    # A charge point's buffered StatusNotification arrives late: Faulted from the 20th at
+    # 23:00, and nothing after it until the 22nd at 05:00 (so 21 September changes too).
+    record_ocpp_status(
+        cp,
+        connector_id=1,
+        status="Faulted",
+        error_code="HighTemperature",
+        message_id="late-1",
+        event_time=at("2026-09-20 23:00"),
+    )
+    db.session.commit()
+    assert db.session.scalars(select(UptimeDirty.day)).all() == [at("2026-09-20 00:00").date()]
+    h.status(cp, 1, "2026-09-22 05:00", "Available")
+    uptime.touch(cp, at("2026-09-22 05:00"), utcnow())
+    db.session.commit()
+    _aggregate()
+    assert db.session.scalar(select(func.count()).select_from(UptimeDirty)) == 0
+    summed, computed = _both(cp, at("2026-09-01 00:00"), at("2026-10-01 00:00"))
+    assert summed == computed
+    port_1 = summed[0]
+    assert port_1[2] == (180 + 150 + 30 * 60) * 60  # the fault: 1,800 minutes
+    # An exclusion recorded afterwards is aggregated too.
+    uptime.exclude(
+        SYSTEM,
+        cp,
+        1,
+        starts=at("2026-09-21 00:00"),
+        ends=at("2026-09-21 12:00"),
+        cause="vandalism",
+        reason="Display smashed",
+    )
+    db.session.commit()
+    _aggregate()
+    summed, computed = _both(cp, at("2026-09-01 00:00"), at("2026-10-01 00:00"))
+    assert summed == computed and summed[0][3] == 720 * 60
+
+
+def test_one_process_at_a_time_aggregates(app, world, h, backend):
+    _history(h, world.cp_a)
+    if backend == "postgresql":  # another process holds the lock: this one does nothing
+        with db.engine.connect() as other:
+            other.execute(text("SELECT pg_advisory_lock(:k)"), {"k": uptime.AGGREGATE_LOCK})
+            assert uptime.aggregate_due(NOW) == 0
+            other.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": uptime.AGGREGATE_LOCK})
+            other.commit()
+        assert db.session.scalar(select(func.count()).select_from(UptimeDay)) == 0
+    assert uptime.aggregate_due(NOW) == 31  # at most 31 days a call
+    assert uptime.aggregate_due(NOW) == 3
