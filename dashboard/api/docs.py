@@ -63,6 +63,7 @@ from dashboard.schemas.integrations import (
     WebhookSecretSchema,
     WebhookUpdateSchema,
 )
+from dashboard.schemas.reports import ExclusionCreateSchema, ExclusionSchema, UptimeReportSchema
 
 # Components named as the specification names them (ConnectorCreateRequest, ...).
 _COMPONENTS = {
@@ -116,6 +117,12 @@ _COMPONENTS = {
     "IncidentResponse": response_envelope(IncidentSchema),
     "IncidentPageResponse": response_envelope(IncidentSchema, paged=True),
     "AcknowledgeRequest": request_envelope(AcknowledgeSchema),
+    "UptimeReport": UptimeReportSchema,
+    "UptimeReportResponse": response_envelope(UptimeReportSchema),
+    "Exclusion": ExclusionSchema,
+    "ExclusionCreateRequest": request_envelope(ExclusionCreateSchema),
+    "ExclusionResponse": response_envelope(ExclusionSchema),
+    "ExclusionListResponse": response_envelope(ExclusionSchema, many=True),
     "ErrorResponse": response_envelope(None),
 }
 

@@ -547,5 +547,6 @@ def _form_choice(name: str, choices):
 
 from dashboard.pages import incidents as _incidents  # noqa: E402,F401  (routes)
 from dashboard.pages import operations as _operations  # noqa: E402,F401  (routes)
+from dashboard.pages import reports as _reports  # noqa: E402,F401  (routes)
 from dashboard.pages import sessions as _sessions  # noqa: E402,F401  (routes)
 from dashboard.pages import webhooks as _webhooks  # noqa: E402,F401  (routes)

@@ -45,6 +45,7 @@ from dashboard.models import (
 )
 from dashboard.models.types import utcnow
 from dashboard.services.errors import Invalid, NotFound
+from dashboard.services.pagination import Page
 from dashboard.services.permissions import require
 from dashboard.services.status import OPERATIVE
 from dashboard.services.visibility import connectors_visible_to
@@ -829,3 +830,89 @@ def exclusions_of(
             )
         )
     return list(db.session.scalars(query.order_by(UptimeExclusion.starts.desc())))
+
+
+def report_page(
+    user: User,
+    scope: Scope,
+    start: datetime,
+    end: datetime,
+    *,
+    page: int = 1,
+    per_page: int = 20,
+    now: datetime | None = None,
+) -> tuple[Page, PortUptime]:
+    """A page of the ports in `scope` with their outages from `start` to `end`, and the
+    figures of all of them together."""
+    if end <= start:
+        raise Invalid("The period ends before it starts.", {"to": ["Must be after from."]})
+    ports = ports_in(user, scope)
+    whole = total(
+        summarize(ports, start, end, now=now) if ports else [], start, min(end, now or utcnow())
+    )
+    chosen = ports[(page - 1) * per_page : page * per_page]
+    items = compute(chosen, start, end, now=now) if chosen else []
+    return Page(items=items, page=page, per_page=per_page, total=len(ports)), whole
+
+
+NEVI_COLUMNS = (
+    "record",
+    "station_id",
+    "port_id",
+    *(
+        f"{name}_{n}"
+        for n in (1, 2, 3)
+        for name in ("month", "uptime_percent", "outage_minutes", "excluded_minutes")
+    ),
+    "outage_start",
+    "outage_end",
+    "outage_duration_minutes",
+    "outage_cause",
+    "error_code",
+    "outage_excluded_minutes",
+    "exclusion_reasons",
+)
+
+
+def nevi_rows(
+    user: User, scope: Scope, year: int, quarter: int, now: datetime | None = None
+) -> Iterator[list]:
+    """The quarterly report of 23 CFR 680.112 as rows: per port, a "port" row (the station
+    and port ids, and for each month of the quarter its uptime, T_outage and T_excluded in
+    minutes), then an "outage" row for each of its outages in the quarter; the columns are
+    NEVI_COLUMNS. Streams: a chunk of ports at a time."""
+    months = quarter_months(year, quarter)
+    ports = ports_in(user, scope)
+    for chunk in _chunks(ports, 200):
+        per_month = [
+            {(r.cp_id, r.connector_id): r for r in summarize(chunk, start, end, now=now)}
+            for start, end in months
+        ]
+        detail = compute(chunk, months[0][0], months[-1][1], now=now)
+        for port in detail:
+            key = (port.cp_id, port.connector_id)
+            row = ["port", port.identity, port.connector_id]
+            for (start, _), figures in zip(months, per_month, strict=True):
+                result = figures[key]
+                exists = result.seconds > 0
+                row += [
+                    start.strftime("%Y-%m"),
+                    _number(result.uptime, 3) if exists else "",
+                    _number(result.outage_seconds / 60) if exists else "",
+                    _number(result.excluded_seconds / 60) if exists else "",
+                ]
+            yield row + [""] * 7
+            for outage in port.outages or ():
+                yield ["outage", port.identity, port.connector_id, *[""] * 12] + [
+                    outage.start.isoformat(),
+                    outage.end.isoformat(),
+                    _number(outage.seconds / 60),
+                    outage.cause,
+                    outage.error_code or "",
+                    _number(outage.excluded_seconds / 60),
+                    "; ".join(f"{e.cause}: {e.reason}" for e in outage.exclusions),
+                ]
+
+
+def _number(value: float | None, places: int = 2) -> str:
+    return "" if value is None else f"{value:.{places}f}"

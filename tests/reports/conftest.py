@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from dashboard.extensions import db
 from dashboard.models import ConnectivityEvent, Connector, ConnectorStatusHistory
 
@@ -45,3 +47,20 @@ class Histories:
         db.session.add(
             ConnectivityEvent(cp_id=cp_id, kind=kind, at=at(when), status=status, error_code=code)
         )
+
+
+@pytest.fixture
+def history(app, world):
+    """Port 1 of A's charge point: offline 150 minutes and Faulted 60 in September; port 1
+    of B's: always up."""
+    with app.app_context():
+        h = Histories()
+        for cp in (world.cp_a, world.cp_b):
+            h.port(cp, 1, "2026-08-31 00:00")
+            h.log(cp, "2026-08-31 00:00", "connected")
+            h.status(cp, 1, "2026-08-31 00:00", "Available")
+        h.log(world.cp_a, "2026-09-10 10:00", "disconnected")
+        h.log(world.cp_a, "2026-09-10 12:30", "connected")
+        h.status(world.cp_a, 1, "2026-09-15 08:00", "Faulted", "GroundFailure")
+        h.status(world.cp_a, 1, "2026-09-15 09:00", "Available")
+        db.session.commit()
