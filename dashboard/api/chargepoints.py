@@ -199,5 +199,5 @@ def change_chargepoint_availability(user, cp_id: int):
               schema: CommandResponse
     """
     data = load_request(availability_schema)
-    answer = commands.change_availability(user, cp_id, 0, data["type"])
+    answer = commands.change_availability(user, cp_id, 0, data["type"], reason=data.get("reason"))
     return respond("Charge point answered", answer)

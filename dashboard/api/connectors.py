@@ -230,7 +230,9 @@ def change_connector_availability(user, connector_id: int):
               schema: CommandResponse
     """
     data = load_request(availability_schema)
-    answer = commands.change_availability(user, data["connector_cp_id"], connector_id, data["type"])
+    answer = commands.change_availability(
+        user, data["connector_cp_id"], connector_id, data["type"], reason=data.get("reason")
+    )
     return respond("Charge point answered", answer)
 
 

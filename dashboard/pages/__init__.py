@@ -30,7 +30,7 @@ from dashboard.schemas.commands import TRIGGERABLE
 from dashboard.schemas.connector import ConnectorCreateSchema, ConnectorUpdateSchema
 from dashboard.schemas.fields import format_datetime
 from dashboard.services import chargepoints as chargepoint_service
-from dashboard.services import charging, commands
+from dashboard.services import charging, commands, uptime
 from dashboard.services import connectors as connector_service
 from dashboard.services import incidents as incident_service
 from dashboard.services.connectors import CONNECTOR_SORTS, ConnectorFilters
@@ -174,8 +174,33 @@ def chargepoint_page(cp_id: int, form=None, errors=None, status: int = 200):
         triggerable=TRIGGERABLE,
         log=commands.list_commands(current_user, cp_id, page=1, per_page=20),
         incidents=recent_incidents(cp_id),
+        uptime_summary=uptime_summary(cp_id),
     )
     return Response(html, status=status)
+
+
+def uptime_summary(cp_id: int, connector_id: int | None = None) -> dict | None:
+    """Each port's uptime this month (so far) and last month, for the charge point and
+    connector pages; None for a user who may not read reports."""
+    if not current_user.can("read.report"):
+        return None
+    scope = uptime.Scope(cp_id=cp_id, connector_id=connector_id)
+    this_month = uptime.month_start(utcnow().date())
+    last_month = uptime.month_start((this_month - timedelta(days=1)).date())
+    periods = [
+        ("This month", (this_month, uptime.next_month(this_month))),
+        (last_month.strftime("%B"), (last_month, this_month)),
+    ]
+    figures = [
+        {(p.connector_id): p for p in uptime.report(current_user, scope, *period)}
+        for _, period in periods
+    ]
+    numbers = sorted(figures[0])
+    return {
+        "cp_id": cp_id,
+        "periods": periods,
+        "rows": [(n, [by_port[n] for by_port in figures]) for n in numbers],
+    }
 
 
 def recent_incidents(cp_id: int, connector_id: int | None = None):
@@ -274,6 +299,7 @@ def connector(cp_id: int, connector_id: int):
         chart=session_chart(charging.transaction_meter_values(current)) if current else None,
         recent_sessions=recent,
         incidents=recent_incidents(cp_id, connector_id),
+        uptime_summary=uptime_summary(cp_id, connector_id),
         known_from=known_from,
         since=since,
         until=until,
@@ -534,8 +560,19 @@ def chargepoint_availability(cp_id: int):
     """ChangeAvailability of the whole charge point."""
     kind = _form_choice("type", AVAILABILITY_TYPES)
     return command_answer(
-        f"answer-{cp_id}", lambda: commands.change_availability(current_user, cp_id, 0, kind, "ui")
+        f"answer-{cp_id}",
+        lambda: commands.change_availability(
+            current_user, cp_id, 0, kind, "ui", reason=_text_field("reason", 300)
+        ),
     )
+
+
+def _text_field(name: str, max_length: int) -> str | None:
+    """An optional text field of the form: None when blank; refused when too long."""
+    value = (request.form.get(name) or "").strip()
+    if len(value) > max_length:
+        raise Invalid(f"{name} must be at most {max_length} characters")
+    return value or None
 
 
 def _form_choice(name: str, choices):

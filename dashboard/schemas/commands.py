@@ -17,11 +17,23 @@ _kind = validate.OneOf(
 _cp_id = validate.Range(min=1, max=MAX_ID, error="Must be a charge point id from 1 to {max}.")
 
 
+def _maintenance_reason():
+    return StrictString(
+        allow_none=True,
+        validate=validate.Length(max=300),
+        metadata={
+            "description": "With Inoperative: maintenance. Once the charge point accepts, "
+            "the out-time until it is made Operative again is excluded from uptime."
+        },
+    )
+
+
 class ConnectorAvailabilitySchema(Schema):
     """ChangeAvailability of one connector."""
 
     connector_cp_id = StrictInteger(required=True, validate=_cp_id)
     type = fields.String(required=True, validate=_kind)
+    reason = _maintenance_reason()
 
 
 class ConnectorUnlockSchema(Schema):
@@ -34,6 +46,7 @@ class ChargePointAvailabilitySchema(Schema):
     """ChangeAvailability of the whole charge point (connectorId 0)."""
 
     type = fields.String(required=True, validate=_kind)
+    reason = _maintenance_reason()
 
 
 class CommandResultSchema(Schema):

@@ -22,6 +22,7 @@ from dashboard.live.redis_bus import BusUnavailable
 from dashboard.models import ChargePoint, Command, User
 from dashboard.ocpp16 import registry, remote
 from dashboard.ocpp16.connection import CallFailed, CallTimeout
+from dashboard.services import uptime
 from dashboard.services.chargepoints import visible_chargepoint
 from dashboard.services.connectors import get_connector
 from dashboard.services.errors import (
@@ -46,17 +47,31 @@ def _operable(user: User, cp_id: int, permission: str = "update.chargepoint") ->
 
 
 def change_availability(
-    user: User, cp_id: int, connector_id: int, kind: str, source: str = "api"
+    user: User,
+    cp_id: int,
+    connector_id: int,
+    kind: str,
+    source: str = "api",
+    reason: str | None = None,
 ) -> dict:
     """ChangeAvailability to Operative or Inoperative; connector_id 0 is the whole charge
-    point. Returns the charge point's answer ({"status": Accepted|Rejected|Scheduled})."""
+    point. Returns the charge point's answer ({"status": Accepted|Rejected|Scheduled}).
+    Inoperative with a `reason` is maintenance: once accepted (or scheduled), the port's
+    out-time is excluded from its uptime until it is made Operative again."""
     if connector_id == 0:
         chargepoint = _operable(user, cp_id)
     else:
         chargepoint = _operable(user, cp_id, "update.connector")
         get_connector(user, cp_id, connector_id)  # NotFound for no such connector
     payload = {"connectorId": connector_id, "type": kind}
-    return _call(user, chargepoint, "ChangeAvailability", payload, source)
+    answer = _call(user, chargepoint, "ChangeAvailability", payload, source)
+    if answer.get("status") in ("Accepted", "Scheduled"):
+        if kind == "Inoperative" and reason:
+            uptime.begin_maintenance(user, cp_id, connector_id, reason)
+        elif kind == "Operative":
+            uptime.end_maintenance(cp_id, connector_id)
+        db.session.commit()
+    return answer
 
 
 def unlock_connector(user: User, cp_id: int, connector_id: int, source: str = "api") -> dict:

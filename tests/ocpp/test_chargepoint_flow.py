@@ -375,6 +375,41 @@ class TestCallsToTheChargePoint:
         assert answers[0][0] == 200 and answers[0][1]["res_data"] == {"status": "Scheduled"}
         assert received == [("ChangeAvailability", {"connector_id": 0, "type": "Operative"})]
 
+    def test_inoperative_with_a_reason_is_maintenance_excluded_from_uptime(
+        self, app, server, world, http
+    ):
+        from dashboard.extensions import db
+        from dashboard.models import UptimeExclusion
+
+        reason = {"connector_cp_id": world.cp_a, "type": "Inoperative", "reason": "New cable"}
+        answers, _ = self._with_client(
+            server,
+            world,
+            http,
+            [
+                ("POST", "/api/v1/connectors/1/availability", "admin", reason),
+                ("POST", "/api/v1/connectors/1/availability", "admin", {**reason, "reason": ""}),
+                (
+                    "POST",
+                    "/api/v1/connectors/1/availability",
+                    "admin",
+                    {"connector_cp_id": world.cp_a, "type": "Operative"},
+                ),
+            ],
+        )
+        assert [code for code, _ in answers] == [200, 422, 200]
+        assert "reason" in answers[1][1]["res_data"]["errors"]
+        with app.app_context():
+            [row] = db.session.scalars(db.select(UptimeExclusion)).all()
+            assert (row.cp_id, row.connector_id, row.cause, row.reason) == (
+                world.cp_a,
+                1,
+                "maintenance",
+                "New cable",
+            )
+            assert row.ends is not None and row.ends >= row.starts  # ended by Operative
+            assert row.created_by.email == "admin@example.com"
+
     def test_unlock_connector(self, server, world, http):
         answers, received = self._with_client(
             server,

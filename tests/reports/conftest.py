@@ -64,3 +64,11 @@ def history(app, world):
         h.status(world.cp_a, 1, "2026-09-15 08:00", "Faulted", "GroundFailure")
         h.status(world.cp_a, 1, "2026-09-15 09:00", "Available")
         db.session.commit()
+
+
+@pytest.fixture
+def connectors_now(app, world):
+    """Connector 1 on A's and B's charge point, created now through the service."""
+    from tests.integrations.conftest import add_connectors
+
+    add_connectors(app, world)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-
 SEPTEMBER = "from=2026-09-01T00:00:00Z&to=2026-10-01T00:00:00Z"
 
 

@@ -74,3 +74,11 @@ def test_the_nevi_csv_of_a_quarter(app, world, history):
     assert (offline["outage_cause"], offline["outage_duration_minutes"]) == ("offline", "150.00")
     assert (fault["outage_cause"], fault["error_code"]) == ("faulted", "GroundFailure")
     assert offline["outage_start"] == "2026-09-10T10:00:00+00:00"
+
+
+def test_the_charge_point_and_connector_pages_show_the_ports_uptime(app, world, connectors_now):
+    client, _ = _signed_in(app, "a@example.com")
+    for path in (f"/chargepoints/{world.cp_a}", f"/chargepoints/{world.cp_a}/connectors/1"):
+        page = client.get(path).get_data(as_text=True)
+        assert 'id="uptime-summary-title"' in page and "This month" in page
+        assert f"/reports?cp={world.cp_a}&amp;port=1" in page
