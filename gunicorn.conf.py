@@ -10,11 +10,16 @@ worker holds thousands of them. Settings come from the environment:
   a charge point reconnecting to another worker would leave its old socket open there,
   and a call sent from the other worker would find it "offline").
 - WORKER_CONNECTIONS: open connections per worker (default 10000)
+- PROMETHEUS_MULTIPROC_DIR: where the workers keep their metrics, so that /metrics adds
+  up every worker (default: a new temporary folder per server start)
 """
 
+import glob
 import multiprocessing
 import os
+import shutil
 import sys
+import tempfile
 
 bind = os.environ.get("BIND", "127.0.0.1:8000")
 _redis = bool(os.environ.get("REDIS_URL"))
@@ -41,3 +46,29 @@ control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET") or "gunicorn.ctl"
 control_socket_disable = not os.environ.get("GUNICORN_CONTROL_SOCKET")
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info")
+
+# Metrics across workers (prometheus_client's multiprocess mode): the folder must be known
+# before a worker imports prometheus_client, so it is set here, in the arbiter.
+_own_metrics_dir = None
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    _own_metrics_dir = tempfile.mkdtemp(prefix="plugboard-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _own_metrics_dir
+
+
+def on_starting(server):
+    """A fresh start counts from zero: the files of an earlier run are removed."""
+    for path in glob.glob(os.path.join(os.environ["PROMETHEUS_MULTIPROC_DIR"], "*.db")):
+        os.remove(path)
+
+
+def child_exit(server, worker):
+    """A worker that ended no longer counts in the live gauges (open sockets)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    """The temporary folder made above goes with the server."""
+    if _own_metrics_dir:
+        shutil.rmtree(_own_metrics_dir, ignore_errors=True)

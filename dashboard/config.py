@@ -133,6 +133,8 @@ def from_environment() -> dict:
         # Webhook delivery, the incident sweep, pruning and digests run in the web workers
         # (dashboard/clock.py); 0 turns them off in this process.
         "BACKGROUND_JOBS": os.environ.get("BACKGROUND_JOBS", "1") == "1",
+        # /metrics (Prometheus) answers requests that carry this bearer token; unset: off.
+        "METRICS_TOKEN": os.environ.get("METRICS_TOKEN") or None,
         # Forms and htmx send the token in a header set on <body>; API clients use Bearer tokens.
         "WTF_CSRF_HEADERS": ["X-CSRFToken", "X-CSRF-Token"],
         "WTF_CSRF_TIME_LIMIT": None,

@@ -12,6 +12,7 @@ from collections import OrderedDict
 
 from dashboard.live import events
 from dashboard.live.events import AUTH_CHANGED, BUS_RESUMED
+from dashboard.metrics import BROWSER_SOCKETS
 
 MAX_PENDING = 500
 # What a page shows; the bus carries other events too.
@@ -108,6 +109,8 @@ class Hub:
 
     def add(self, socket: LiveSocket) -> None:
         with self._lock:
+            if socket not in self._sockets:
+                BROWSER_SOCKETS.inc()
             self._sockets.add(socket)
             if self._unsubscribe is None:
                 self._unsubscribe = events.subscribe(self.dispatch)
@@ -117,6 +120,8 @@ class Hub:
 
     def remove(self, socket: LiveSocket) -> None:
         with self._lock:
+            if socket in self._sockets:
+                BROWSER_SOCKETS.dec()
             self._sockets.discard(socket)
 
     def dispatch(self, event: dict) -> None:

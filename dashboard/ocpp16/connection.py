@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from simple_websocket import ConnectionClosed
 
+from dashboard.metrics import OCPP_MESSAGES
 from dashboard.ocpp16 import frames
 from dashboard.ocpp16.frames import Frame, OcppError, Unanswerable
 from dashboard.ocpp16.validation import validate
@@ -122,6 +123,7 @@ class Connection:
             return
         except OcppError as exc:
             self._on_frame(self)
+            OCPP_MESSAGES.labels("unparsed", exc.code).inc()
             self.send(frames.call_error(exc.message_id, exc))
             return
         if frame.type == frames.CALL:  # the handler records the frame itself

@@ -11,6 +11,7 @@ from datetime import datetime
 from flask import current_app
 
 from dashboard.extensions import db
+from dashboard.metrics import OCPP_MESSAGES, known_action
 from dashboard.models import ChargePoint
 from dashboard.models.types import utcnow
 from dashboard.ocpp16 import frames
@@ -260,15 +261,18 @@ def handle_call(connection, frame: Frame) -> str:
         result = handler(connection, frame)
         _record_seen(connection)
         db.session.commit()
+        OCPP_MESSAGES.labels(known_action(frame.action), "ok").inc()
         return frames.call_result(frame.message_id, result)
     except OcppError as error:
         db.session.rollback()
         record_alive(connection)
+        OCPP_MESSAGES.labels(known_action(frame.action), error.code).inc()
         return frames.call_error(frame.message_id, error)
     except Exception:
         db.session.rollback()
         log.exception("%s: %s failed", connection.identity, frame.action)
         error = OcppError(frames.INTERNAL_ERROR, "The central system could not process this")
+        OCPP_MESSAGES.labels(known_action(frame.action), error.code).inc()
         return frames.call_error(frame.message_id, error)
 
 

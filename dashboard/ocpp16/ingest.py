@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 
 from flask import Flask, current_app
@@ -22,6 +23,7 @@ from sqlalchemy import select, tuple_, update
 from sqlalchemy.orm import joinedload
 
 from dashboard.extensions import db
+from dashboard.metrics import INGEST_BATCH_SIZE, INGEST_COMMIT_SECONDS
 from dashboard.models import ChargePoint, Connector
 from dashboard.models.types import utcnow
 from dashboard.services.charging import record_meter_values
@@ -86,9 +88,12 @@ class StatusBatcher:
                     self._write(batch)
 
     def _write(self, batch: list[_Item]) -> None:
+        started = time.perf_counter()
+        INGEST_BATCH_SIZE.observe(len(batch))
         try:
             self._record(batch)
             db.session.commit()
+            INGEST_COMMIT_SECONDS.observe(time.perf_counter() - started)
         except Exception:
             db.session.rollback()
             log.warning("a batch of %d statuses failed; replaying one by one", len(batch))

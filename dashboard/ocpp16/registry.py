@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 
+from dashboard.metrics import OCPP_SOCKETS
 from dashboard.ocpp16.connection import Connection
 
 _lock = threading.Lock()
@@ -16,6 +17,7 @@ def register(connection: Connection) -> None:
     with _lock:
         previous = _connections.get(connection.identity)
         _connections[connection.identity] = connection
+        OCPP_SOCKETS.set(len(_connections))
     if previous is not None and previous is not connection:
         previous.close(1000, "replaced by a new connection")
 
@@ -25,6 +27,7 @@ def unregister(connection: Connection) -> None:
     with _lock:
         if _connections.get(connection.identity) is connection:
             del _connections[connection.identity]
+            OCPP_SOCKETS.set(len(_connections))
 
 
 def get(identity: str) -> Connection | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 
 from dashboard.extensions import db
 from dashboard.live.events import publish_after_commit
@@ -194,6 +194,19 @@ def _connection_condition(state: str):
     )
     connected = ChargePoint.connected_since.is_not(None)
     return and_(connected, recent) if state == "online" else and_(connected, ~recent)
+
+
+def connection_counts() -> dict[str, int]:
+    """How many charge points are online, stale and offline (one query)."""
+    state = case(
+        (_connection_condition("offline"), "offline"),
+        (_connection_condition("online"), "online"),
+        else_="stale",
+    )
+    counts = dict.fromkeys(CONNECTION_STATES, 0)
+    for name, count in db.session.execute(select(state, func.count()).group_by(state)):
+        counts[name] = count
+    return counts
 
 
 def connector_counts(cp_ids: list[int]) -> dict[int, dict[str, int]]:

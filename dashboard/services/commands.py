@@ -19,6 +19,7 @@ from sqlalchemy import select
 from dashboard.extensions import db
 from dashboard.live.events import current_bus
 from dashboard.live.redis_bus import BusUnavailable
+from dashboard.metrics import CALL_SECONDS, known_action
 from dashboard.models import ChargePoint, Command, User
 from dashboard.ocpp16 import registry, remote
 from dashboard.ocpp16.connection import CallFailed, CallTimeout
@@ -235,6 +236,7 @@ def _call(user: User, chargepoint: ChargePoint, action: str, payload: dict, sour
 
 def _log(user, chargepoint, action, payload, answer, outcome, failure, source, started) -> None:
     cp_id, identity, company_id = chargepoint
+    CALL_SECONDS.labels(known_action(action), outcome).observe(time.monotonic() - started)
     command = Command(
         cp_id=cp_id,
         action=action,

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from sqlalchemy import Select, bindparam, inspect, select
+from sqlalchemy import Select, bindparam, func, inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import contains_eager
 
@@ -430,6 +430,16 @@ def _already_recorded(cp_id, connector_id, status, error_code, message_id, event
     else:  # no timestamp: only a retry close in time is the same event
         query = query.where(History.received > utcnow() - RETRY_WINDOW)
     return db.session.scalar(query.limit(1)) is not None
+
+
+def status_counts() -> dict[tuple[str, int], int]:
+    """How many connectors are in each status, per owning company (one query)."""
+    rows = db.session.execute(
+        select(Connector.connector_status, ChargePoint.company_id, func.count())
+        .join(ChargePoint, Connector.connector_cp_id == ChargePoint.id)
+        .group_by(Connector.connector_status, ChargePoint.company_id)
+    )
+    return {(status, company_id): count for status, company_id, count in rows}
 
 
 def status_segments(

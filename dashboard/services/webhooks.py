@@ -40,6 +40,7 @@ from sqlalchemy import func, insert, select, update
 from standardwebhooks.webhooks import Webhook
 
 from dashboard.extensions import db, reads_only
+from dashboard.metrics import WEBHOOK_DELIVERIES
 from dashboard.models import OutboxEvent, User, WebhookDelivery, WebhookEndpoint
 from dashboard.models.types import utcnow
 from dashboard.services.chargepoints import visible_company
@@ -382,7 +383,11 @@ def _ms(started: float) -> int:
 
 
 def _log_values(endpoint_id: int, event, attempt: int, outcome: _Outcome, manual=False) -> dict:
-    """The delivery log row of one attempt."""
+    """The delivery log row of one attempt (and its count in the metrics)."""
+    if outcome.succeeded:
+        WEBHOOK_DELIVERIES.labels("delivered").inc()
+    else:
+        WEBHOOK_DELIVERIES.labels("rejected" if outcome.status_code else "unreachable").inc()
     return {
         "endpoint_id": endpoint_id,
         "event_id": event.id,
