@@ -11,7 +11,15 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 EXAMPLES = 50
 # Whether a webhook endpoint's URL may be used depends on what its host name resolves to
 # (public addresses only), which no schema can say: a schema-valid URL may get a 422 there.
-SEMANTIC_422 = {("POST", "/api/v1/webhooks"), ("PUT", "/api/v1/webhooks/{webhook_id}")}
+# Likewise a period must end after it starts (and last at most 400 days), and an exclusion
+# must end after it starts and not start in the future: rules between two fields.
+SEMANTIC_422 = {
+    ("POST", "/api/v1/webhooks"),
+    ("PUT", "/api/v1/webhooks/{webhook_id}"),
+    ("GET", "/api/v1/reports/uptime"),
+    ("GET", "/api/v1/reports/exclusions"),
+    ("POST", "/api/v1/reports/exclusions"),
+}
 
 
 def test_every_operation_keeps_to_its_description(app, world):
