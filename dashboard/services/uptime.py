@@ -28,7 +28,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import and_, case, delete, func, insert, or_, select, update
 
 from dashboard.extensions import db, try_transaction_lock, upsert_statement
 from dashboard.models import (
@@ -221,16 +221,31 @@ def outages_of(history: History, start: datetime, end: datetime, connector_id: i
 
 
 def _exclude(outage: Outage, exclusions: list[Exclusion], connector_id: int) -> None:
-    """How much of the outage the operators' exclusions cover (overlaps counted once)."""
+    """How much of the outage the operators' exclusions cover, and which do."""
+    outage.excluded_seconds = _covered(
+        outage.start, outage.end, exclusions, connector_id, outage.exclusions
+    )
+
+
+def _covered(
+    start: datetime,
+    end: datetime,
+    exclusions: list[Exclusion],
+    connector_id: int,
+    used: list[Exclusion] | None = None,
+) -> float:
+    """Seconds from `start` to `end` that the exclusions of the port cover (overlaps
+    counted once); those that cover some are added to `used`."""
     spans = []
     for exclusion in exclusions:
         if exclusion.connector_id not in (None, connector_id):
             continue
-        begin = max(outage.start, exclusion.starts)
-        finish = min(outage.end, exclusion.ends or outage.end)
+        begin = max(start, exclusion.starts)
+        finish = min(end, exclusion.ends or end)
         if finish > begin:
             spans.append((begin, finish))
-            outage.exclusions.append(exclusion)
+            if used is not None:
+                used.append(exclusion)
     covered, reach = 0.0, None
     for begin, finish in sorted(spans):
         if reach is not None and begin < reach:
@@ -238,7 +253,7 @@ def _exclude(outage: Outage, exclusions: list[Exclusion], connector_id: int) -> 
         if finish > begin:
             covered += (finish - begin).total_seconds()
             reach = finish
-    outage.excluded_seconds = covered
+    return covered
 
 
 def port_uptime(
@@ -421,51 +436,85 @@ def _ports(cp_ids: list[int] | None, existing_before: datetime) -> list[tuple]:
     return [tuple(row) for row in db.session.execute(query)]
 
 
-def aggregate_day(day: date, cp_ids: list[int] | None = None) -> set[int]:
-    """Compute the aggregates of `day` for every port (of `cp_ids`) that existed then,
-    replacing what was there. Returns the charge points whose state at the day's end
-    changed (their next day is to be computed again)."""
-    start, end = midnight(day), midnight(day + DAY)
+def aggregate_days(first: date, until: date, cp_ids: list[int] | None = None) -> set[int]:
+    """Compute the aggregates of the days from `first` to before `until` for every port
+    (of `cp_ids`) that existed then, replacing what was there: each port's outages over
+    the whole span in one pass, cut at midnights. Returns the charge points whose state at
+    the last day's end changed (their next day is to be computed again)."""
+    start, end = midnight(first), midnight(until)
+    last = until - DAY
     ports = _ports(cp_ids, end)
     changed = set()
     for chunk in _chunks(ports, CHUNK * 2):
         chunk_cps = sorted({port[0] for port in chunk})
-        before = dict(
-            (tuple(key), state)
-            for *key, state in db.session.execute(
+        in_span = (UptimeDay.cp_id.in_(chunk_cps), UptimeDay.day >= first, UptimeDay.day < until)
+        before = {
+            (cp_id, number): state
+            for cp_id, number, state in db.session.execute(
                 select(UptimeDay.cp_id, UptimeDay.connector_id, UptimeDay.end_state).where(
-                    UptimeDay.cp_id.in_(chunk_cps), UptimeDay.day == day
+                    UptimeDay.cp_id.in_(chunk_cps), UptimeDay.day == last
                 )
             )
-        )
+        }
         db.session.execute(
-            delete(UptimeDay)
-            .where(UptimeDay.cp_id.in_(chunk_cps), UptimeDay.day == day)
-            .execution_options(synchronize_session=False)
+            delete(UptimeDay).where(*in_span).execution_options(synchronize_session=False)
         )
+        histories = load_histories(chunk, start, end)
         rows = []
-        for result in compute(chunk, start, end, now=end):
-            outages = result.outages or []
-            end_state = outages[-1].cause if outages and outages[-1].lasts else ""
-            key = (result.cp_id, result.connector_id)
-            if key in before and before[key] != end_state:
-                changed.add(result.cp_id)
-            rows.append(
-                {
-                    "cp_id": result.cp_id,
-                    "connector_id": result.connector_id,
-                    "day": day,
-                    "seconds": result.seconds,
-                    "outage_seconds": result.outage_seconds,
-                    "excluded_seconds": result.excluded_seconds,
-                    "outages": sum(1 for outage in outages if not outage.began_before),
-                    "starts_out": bool(outages and outages[0].began_before),
-                    "end_state": end_state,
-                }
-            )
+        for port in chunk:
+            cp_id, number, _, created = port
+            begin = max(start, created)
+            if begin >= end:
+                continue
+            history = histories[(cp_id, number)]
+            outages = outages_of(history, begin, end, number)
+            rows += _day_rows(cp_id, number, begin, end, outages, history.exclusions)
+            if (cp_id, number) in before and before[(cp_id, number)] != rows[-1]["end_state"]:
+                changed.add(cp_id)
         if rows:
             db.session.execute(insert(UptimeDay), rows)
     return changed
+
+
+def _day_rows(cp_id, number, begin, end, outages, exclusions) -> list[dict]:
+    """The aggregates of each day from `begin` to `end` (midnight) of one port, from its
+    outages over that span: the same figures as computing each day on its own."""
+    rows = []
+    first = 0
+    day = begin.date()
+    while midnight(day) < end:
+        day_start, day_end = max(midnight(day), begin), midnight(day + DAY)
+        row = {
+            "cp_id": cp_id,
+            "connector_id": number,
+            "day": day,
+            "seconds": (day_end - day_start).total_seconds(),
+            "outage_seconds": 0.0,
+            "excluded_seconds": 0.0,
+            "outages": 0,
+            "starts_out": False,
+            "end_state": "",
+        }
+        while first < len(outages) and outages[first].end <= day_start:
+            first += 1
+        n = first
+        while n < len(outages) and outages[n].start < day_end:
+            outage = outages[n]
+            part_start, part_end = max(outage.start, day_start), min(outage.end, day_end)
+            row["outage_seconds"] += (part_end - part_start).total_seconds()
+            if outage.exclusions:
+                row["excluded_seconds"] += _covered(part_start, part_end, exclusions, number)
+            earlier = outage.start < day_start or (outage.start == begin and outage.began_before)
+            if outage.start >= day_start and not earlier:
+                row["outages"] += 1
+            if part_start == day_start and earlier:
+                row["starts_out"] = True
+            if outage.end >= day_end:
+                row["end_state"] = outage.cause
+            n += 1
+        rows.append(row)
+        day += DAY
+    return rows
 
 
 def aggregate_due(now: datetime | None = None, max_days: int = 31) -> int:
@@ -485,13 +534,13 @@ def aggregate_due(now: datetime | None = None, max_days: int = 31) -> int:
         db.session.add(JobMark(name=MARK, at=midnight(next_day)))
         db.session.flush()
     done = 0
-    while next_day <= last_over and done < max_days:
-        changed = aggregate_day(next_day)
-        next_day += DAY
+    if next_day <= last_over:
+        until = min(last_over + DAY, next_day + timedelta(days=max_days))
+        aggregate_days(next_day, until)
+        done += (until - next_day).days
+        next_day = until
         _set_next_day(next_day)
-        _mark_dirty(((cp_id, next_day) for cp_id in changed), now)
         db.session.commit()
-        done += 1
         if not try_transaction_lock(AGGREGATE_LOCK) or _next_day() != next_day:
             db.session.rollback()
             return done
@@ -522,7 +571,7 @@ def _aggregate_dirty(next_day: date, now: datetime, limit: int = 5000) -> int:
     for cp_id, day, _ in marks:
         by_day[day].append(cp_id)
     for day, cp_ids in sorted(by_day.items()):
-        changed = aggregate_day(day, cp_ids)
+        changed = aggregate_days(day, day + DAY, cp_ids)
         if day + DAY < next_day:
             _mark_dirty(((cp_id, day + DAY) for cp_id in changed), now)
         db.session.flush()
@@ -717,11 +766,50 @@ def monthly(
     user: User, scope: Scope, month: date, count: int = 12, now: datetime | None = None
 ) -> list[PortUptime]:
     """The scope's uptime in each of the `count` months up to `month` (all its ports
-    together), oldest first: the bars of the chart."""
+    together), oldest first: the bars of the chart. The aggregated days of every month in
+    one query; the days not aggregated yet (today) from the history."""
+    now = now or utcnow()
     ports = ports_in(user, scope)
-    bars = []
-    for start, end in months_ending(month, count):
-        bars.append(total(summarize(ports, start, end, now=now) if ports else [], start, end))
+    periods = months_ending(month, count)
+    bars = [PortUptime(0, 0, "", start, max(start, min(end, now))) for start, end in periods]
+    if not ports:
+        return bars
+    next_day = _next_day() or periods[0][0].date()
+    boundary = midnight(next_day)
+    bucket = case(
+        *[(UptimeDay.day < end.date(), n) for n, (_, end) in enumerate(periods)],
+        else_=len(periods),
+    )
+    firsts = [start.date() for start, _ in periods]
+    for cp_ids in _chunks(sorted({port[0] for port in ports})):
+        query = (
+            select(
+                bucket,
+                func.sum(UptimeDay.seconds),
+                func.sum(UptimeDay.outage_seconds),
+                func.sum(UptimeDay.excluded_seconds),
+                func.sum(UptimeDay.outages),
+                func.sum(case((and_(UptimeDay.starts_out, UptimeDay.day.in_(firsts)), 1), else_=0)),
+            )
+            .where(
+                UptimeDay.cp_id.in_(cp_ids),
+                UptimeDay.day >= firsts[0],
+                UptimeDay.day < min(periods[-1][1].date(), next_day),
+            )
+            .group_by(bucket)
+        )
+        if scope.connector_id is not None:
+            query = query.where(UptimeDay.connector_id == scope.connector_id)
+        for n, seconds, outage, excluded, began, ongoing in db.session.execute(query):
+            bar = bars[n]
+            bar.seconds += seconds or 0
+            bar.outage_seconds += outage or 0
+            bar.excluded_seconds += excluded or 0
+            bar.outage_count += (began or 0) + (ongoing or 0)
+    for bar, (start, end) in zip(bars, periods, strict=True):
+        if end > boundary and min(end, now) > max(start, boundary):
+            for part in compute(ports, max(start, boundary), end, now=now):
+                _add(bar, part, continued=start < boundary)
     return bars
 
 

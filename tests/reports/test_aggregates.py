@@ -143,3 +143,21 @@ def test_one_process_at_a_time_aggregates(app, world, h, backend):
         assert db.session.scalar(select(func.count()).select_from(UptimeDay)) == 0
     assert uptime.aggregate_due(NOW) == 31  # at most 31 days a call
     assert uptime.aggregate_due(NOW) == 3
+
+
+def test_the_twelve_months_add_up_as_each_month_does(h, world):
+    cp = world.cp_a
+    _history(h, cp)
+    _aggregate()
+    scope = uptime.Scope(cp_id=cp)
+    bars = uptime.monthly(SYSTEM, scope, at("2026-10-01 00:00").date(), count=3, now=NOW)
+    assert [bar.start.month for bar in bars] == [8, 9, 10]
+    for bar in bars:
+        ports = uptime.ports_in(SYSTEM, scope)
+        whole = uptime.total(uptime.compute(ports, bar.start, bar.end, now=NOW), bar.start, bar.end)
+        assert (round(bar.seconds), round(bar.outage_seconds), bar.outage_count) == (
+            round(whole.seconds),
+            round(whole.outage_seconds),
+            whole.outage_count,
+        ), bar.start
+    assert bars[1].outage_count == 3  # the fault begun in August, offline, Unavailable
