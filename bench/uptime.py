@@ -10,7 +10,8 @@ PostgreSQL (deterministic hashes, no random seed to keep).
 Then the daily aggregates are computed as the sweep computes them (`aggregate_due`, one
 process), timed; then, each timed as the median of 5 runs:
 - the monthly report of one company (1,000 ports), the service call and the whole
-  /reports page (the month's table and the twelve months' bars); goal under 1 s;
+  /reports page (the month's table and the twelve months' bars); goal under 1 s; and
+  the same company's month so far (today computed from the history);
 - the twelve-month view of one port (its bars) and the port's page (the bars and the
   month's outages); goal under 100 ms;
 and a late StatusNotification for a day already aggregated: aggregated again, the month's
@@ -208,6 +209,12 @@ def measure(app) -> None:
     print(
         f"monthly report of one company ({len(ports):,} ports, {last_month:%B %Y}): "
         f"{report_ms:.0f} ms (service), uptime of them all {whole.uptime:.2f} %"
+    )
+    this_month = (uptime.month_start(today), uptime.next_month(uptime.month_start(today)))
+    current_ms = median_ms(lambda: uptime.report(admin, scope, *this_month))
+    print(
+        f"this month so far, same company: {current_ms:.0f} ms (service; today's part "
+        "from the history)"
     )
     cp_id, number = ports[0][0], ports[0][1]
     port = uptime.Scope(cp_id=cp_id, connector_id=number)

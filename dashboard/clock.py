@@ -72,7 +72,9 @@ def _sweeper(app: Flask) -> None:
     while True:
         time.sleep(interval)
         _run(app, incidents.sweep, "incident sweep")
-        _run(app, uptime.aggregate_due, "uptime aggregates")
+        # One day per round: a web worker's greenlets wait while a chunk is computed, so
+        # a long backfill goes on a day each round rather than in one long stretch.
+        _run(app, lambda: uptime.aggregate_due(max_days=1), "uptime aggregates")
         _run(app, maintenance.prune_due, "pruning")
         _run(app, digests.send_due, "e-mail digest")
 

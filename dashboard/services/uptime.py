@@ -27,6 +27,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from time import sleep
 
 from sqlalchemy import and_, case, delete, func, insert, or_, select, update
 
@@ -473,6 +474,7 @@ def aggregate_days(first: date, until: date, cp_ids: list[int] | None = None) ->
                 changed.add(cp_id)
         if rows:
             db.session.execute(insert(UptimeDay), rows)
+        sleep(0)  # under gevent: let the worker's other greenlets run between chunks
     return changed
 
 

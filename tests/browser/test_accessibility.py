@@ -115,6 +115,8 @@ def _pages(world, superadmin: bool, endpoint_id: int) -> list[str]:
         "/incidents?state=all",
         "/webhooks",
         f"/webhooks/{endpoint_id}",
+        "/reports",
+        f"/reports?cp={world.cp_a}&port=3",
         "/api/v1/docs",
     ]
     if superadmin:
