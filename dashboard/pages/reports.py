@@ -15,6 +15,7 @@ from dashboard.models.types import utcnow
 from dashboard.pages import _companies, _number, bp, csv_download, render_page
 from dashboard.services import uptime as service
 from dashboard.services.errors import Invalid, NotFound
+from dashboard.services.pagination import Page
 
 PORTS_PER_PAGE = 50
 
@@ -47,8 +48,13 @@ def reports(errors=None, form=None, status=200):
     start, end = service.month_start(month), service.next_month(service.month_start(month))
     ports = service.report(current_user, scope, start, end)
     ports.sort(key=lambda p: (p.uptime is None, p.uptime or 0, p.identity, p.connector_id))
-    page_number = _number("page", 1)
-    shown = ports[(page_number - 1) * PORTS_PER_PAGE : page_number * PORTS_PER_PAGE]
+    number = _number("page", 1)
+    page = Page(
+        items=ports[(number - 1) * PORTS_PER_PAGE : number * PORTS_PER_PAGE],
+        page=number,
+        per_page=PORTS_PER_PAGE,
+        total=len(ports),
+    )
     bars = service.monthly(current_user, scope, month)
     detail = exclusions = None
     if scope.connector_id is not None:
@@ -63,10 +69,7 @@ def reports(errors=None, form=None, status=200):
         scope=scope,
         start=start,
         end=end,
-        ports=shown,
-        port_count=len(ports),
-        page=page_number,
-        pages=max(1, -(-len(ports) // PORTS_PER_PAGE)),
+        page=page,
         whole=service.total(ports, start, end),
         chart=_chart(bars),
         detail=detail,
