@@ -21,6 +21,8 @@ import shutil
 import sys
 import tempfile
 
+from gunicorn.workers.ggevent import GeventWorker
+
 bind = os.environ.get("BIND", "127.0.0.1:8000")
 _redis = bool(os.environ.get("REDIS_URL"))
 workers = int(os.environ.get("WEB_CONCURRENCY") or (multiprocessing.cpu_count() if _redis else 1))
@@ -30,7 +32,30 @@ if workers > 1 and not _redis:
         "each other's charge points and browsers only through Redis. Set REDIS_URL, or "
         "WEB_CONCURRENCY=1."
     )
-worker_class = "gevent"
+
+
+class PlugboardWorker(GeventWorker):
+    """gunicorn's gevent worker, which on TERM (a stop, or the old workers of a HUP reload)
+    also closes every charge point socket with 1012 "service restart" once the frame it is
+    handling is answered: charge points come straight back (to the new workers), nothing
+    acknowledged is lost, and the worker exits as soon as its sockets are gone instead of
+    at the end of graceful_timeout."""
+
+    def handle_exit(self, sig, frame):
+        super().handle_exit(sig, frame)
+        from gevent import spawn
+
+        spawn(_drain, self)
+
+
+def _drain(worker) -> None:
+    from dashboard.ocpp16 import registry
+
+    count = registry.drain_all()
+    worker.log.info("stopping: %d charge point sockets closed with 1012", count)
+
+
+worker_class = PlugboardWorker
 worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "10000"))
 # Long-lived WebSockets keep greenlets busy, not the worker's heartbeat: 30 s is plenty for
 # the arbiter to notice a worker that is truly stuck.

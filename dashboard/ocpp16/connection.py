@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 # Replies remembered per connection, so that a retried CALL gets the same answer.
 RECENT_REPLIES = 32
+# The WebSocket close code of a server restart (RFC 6455 registry): come back at once.
+SERVICE_RESTART = 1012
 
 
 def _content(frame: Frame) -> str:
@@ -83,6 +85,9 @@ class Connection:
         # booted, and when that period began (time.monotonic()).
         self.reported: set[int] = set()
         self.settle_from = time.monotonic()
+        # A frame is being handled (its reply not sent yet); the worker is stopping.
+        self._busy = False
+        self._draining = False
 
     def send(self, text: str) -> None:
         """Send one frame (thread-safe)."""
@@ -97,16 +102,34 @@ class Connection:
         except Exception:  # already closed
             log.debug("closing %s: already closed", self.identity)
 
+    def drain(self) -> None:
+        """The process is stopping (a deploy): take no new frame, and once the one being
+        handled is answered (its batch committed), close with 1012 "service restart" so
+        that the charge point reconnects at once, to another process."""
+        self._draining = True
+        if not self._busy:
+            self.close(SERVICE_RESTART, "service restart")
+
     def run(self, idle_timeout: float) -> None:
         """Receive and answer frames until the socket closes or stays silent too long."""
         try:
             while not self.closed.is_set():
                 raw = self.ws.receive(timeout=idle_timeout)
+                if self._draining:  # not handled: the charge point sends it again
+                    self.close(SERVICE_RESTART, "service restart")
+                    break
                 if raw is None:
                     log.info("%s: silent for %s s, closing", self.identity, idle_timeout)
                     self.close(1000, "idle timeout")
                     break
-                self._receive(raw)
+                self._busy = True
+                try:
+                    self._receive(raw)
+                finally:
+                    self._busy = False
+                if self._draining:
+                    self.close(SERVICE_RESTART, "service restart")
+                    break
         except ConnectionClosed:
             pass
         finally:

@@ -40,3 +40,13 @@ def count() -> int:
     """How many charge points are connected to this process."""
     with _lock:
         return len(_connections)
+
+
+def drain_all() -> int:
+    """The process is stopping: every charge point socket closes with 1012 once the frame
+    it is handling is answered (`Connection.drain`). Returns how many there were."""
+    with _lock:
+        connections = list(_connections.values())
+    for connection in connections:
+        connection.drain()
+    return len(connections)

@@ -1,0 +1,145 @@
+"""Deploys that lose nothing: gunicorn told to stop (TERM) or to reload (HUP) while charge
+points send StatusNotifications. Every charge point socket is closed with 1012 "service
+restart" once its frame in hand is answered; every acknowledged status is stored, none
+twice; after a reload the charge points come straight back."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+
+import pytest
+from sqlalchemy import func, select
+from websockets.exceptions import ConnectionClosed
+
+from dashboard.extensions import db
+from dashboard.models import ConnectorStatusHistory
+from dashboard.services.chargepoints import create_chargepoint
+from dashboard.services.permissions import SYSTEM
+from tests.conftest import LIVE_SERVER_ENV
+from tests.ocpp.conftest import open_socket, raw_exchange, run
+from tests.servers import start_gunicorn, stop_process
+
+FLEET = 12
+STATUSES = ("Available", "Preparing", "Charging", "Finishing")
+
+
+@pytest.fixture
+def server(app, database_url, tmp_path):
+    """A gunicorn server of its own (it is stopped or reloaded by the test)."""
+    process, port = start_gunicorn(database_url, tmp_path / "server.log", env=LIVE_SERVER_ENV)
+    yield process, port
+    if process.poll() is None:
+        stop_process(process)
+
+
+class ChargePointRun:
+    """One charge point: boots, then sends StatusNotifications until its socket closes;
+    with `reconnect`, connects again (at once, as after a 1012) and goes on until `until`."""
+
+    def __init__(self, port: int, identity: str, until: float, reconnect: bool):
+        self.port, self.identity, self.until, self.reconnect = port, identity, until, reconnect
+        self.acked: list[str] = []
+        self.close_codes: list[int | None] = []
+        self.sessions = 0
+
+    async def run(self):
+        n = 0
+        while time.monotonic() < self.until:
+            try:
+                async with open_socket(f"ws://127.0.0.1:{self.port}/ocpp", self.identity) as ws:
+                    self.sessions += 1
+                    boot = {"chargePointVendor": "Acme", "chargePointModel": "M-1"}
+                    await raw_exchange(ws, [2, f"boot-{n}", "BootNotification", boot])
+                    while time.monotonic() < self.until:
+                        n += 1
+                        message_id = f"{self.identity}-{n}"
+                        status = {
+                            "connectorId": 1,
+                            "errorCode": "NoError",
+                            "status": STATUSES[n % len(STATUSES)],
+                        }
+                        reply = await raw_exchange(
+                            ws, [2, message_id, "StatusNotification", status], timeout=10
+                        )
+                        if reply[0] == 3:
+                            self.acked.append(message_id)
+                        await asyncio.sleep(0.02)
+            except ConnectionClosed as closed:
+                self.close_codes.append(closed.rcvd.code if closed.rcvd else None)
+                if not self.reconnect:
+                    return
+            except OSError:  # the server is gone (stopped), or not listening for a moment
+                if not self.reconnect:
+                    return
+                await asyncio.sleep(0.05)
+
+
+def _fleet(app, world) -> list[str]:
+    identities = [f"D-{n:02d}" for n in range(FLEET)]
+    with app.app_context():
+        for identity in identities:
+            create_chargepoint(SYSTEM, identity=identity, company_id=world.company_a, name=identity)
+        db.session.commit()
+    return identities
+
+
+def _stored(app) -> dict[str, int]:
+    with app.app_context():
+        rows = db.session.execute(
+            select(ConnectorStatusHistory.message_id, func.count())
+            .where(ConnectorStatusHistory.message_id.like("D-%"))
+            .group_by(ConnectorStatusHistory.message_id)
+        )
+        return dict(rows.all())
+
+
+def test_a_stop_closes_charge_points_with_1012_and_loses_nothing(app, world, server):
+    process, port = server
+    identities = _fleet(app, world)
+    runs = [
+        ChargePointRun(port, identity, time.monotonic() + 30, reconnect=False)
+        for identity in identities
+    ]
+
+    async def scenario():
+        tasks = [asyncio.create_task(r.run()) for r in runs]
+        await asyncio.sleep(2)
+        stopped = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        await asyncio.gather(*tasks)
+        return time.monotonic() - stopped
+
+    closing = run(scenario(), timeout=60)
+    process.wait(timeout=30)
+    assert all(r.close_codes == [1012] for r in runs), [r.close_codes for r in runs]
+    assert closing < 10  # not the 20 s of graceful_timeout
+    stored = _stored(app)
+    acked = [m for r in runs for m in r.acked]
+    assert len(acked) > FLEET * 5
+    assert [m for m in acked if stored.get(m) != 1] == []  # each acknowledged, stored once
+    assert all(count == 1 for count in stored.values())
+
+
+def test_a_reload_brings_charge_points_straight_back_and_loses_nothing(app, world, server):
+    process, port = server
+    identities = _fleet(app, world)
+    runs = [
+        ChargePointRun(port, identity, time.monotonic() + 6, reconnect=True)
+        for identity in identities
+    ]
+
+    async def scenario():
+        tasks = [asyncio.create_task(r.run()) for r in runs]
+        await asyncio.sleep(2)
+        process.send_signal(signal.SIGHUP)
+        await asyncio.gather(*tasks)
+
+    run(scenario(), timeout=60)
+    assert all(1012 in r.close_codes for r in runs), [r.close_codes for r in runs]
+    assert all(r.sessions >= 2 for r in runs)  # back, to the new worker
+    stored = _stored(app)
+    acked = [m for r in runs for m in r.acked]
+    assert [m for m in acked if stored.get(m) != 1] == []
+    assert all(count == 1 for count in stored.values())
