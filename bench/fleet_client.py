@@ -1,0 +1,241 @@
+"""The lean load generator of bench/fleet.py: one process drives a slice of the fleet with
+raw, pre-serialised OCPP 1.6-J frames over `websockets` (no `ocpp` package, no schema
+validation, no per-message objects), so that the server's limit is measured, not the
+client's. Several of these run side by side.
+
+Connects its charge points at a ramp rate (each boots and reports every connector), waits
+until `--start-at` (a wall-clock time shared by every client process), then offers
+StatusNotifications at each step's rate for the step's seconds. A charge point never has
+two calls outstanding (OCPP 1.6); a message that finds every charge point busy is counted
+as not sent. Prints one JSON line per step, and one for the connections.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import time
+
+from websockets.asyncio.client import connect
+
+STATUSES = ("Preparing", "Charging", "SuspendedEV", "Charging", "Finishing", "Available")
+BOOT = '[2,"b{n}","BootNotification",{{"chargePointVendor":"Bench","chargePointModel":"Lean"}}]'
+STATUS = (
+    '[2,"{id}","StatusNotification",{{"connectorId":{connector},"errorCode":"NoError",'
+    '"status":"{status}"}}]'
+)
+
+
+def cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class ChargePoint:
+    def __init__(self, identity: str, connectors: int):
+        self.identity = identity
+        self.connectors = connectors
+        self.ws = None
+        self.waiting: dict[str, float] = {}  # message id -> sent at
+        self.busy = False
+        self.step = 0
+        self.n = 0
+
+
+class Client:
+    def __init__(self, args):
+        self.args = args
+        self.fleet = [
+            ChargePoint(f"{args.prefix}{n:05d}", args.connectors)
+            for n in range(args.first, args.first + args.count)
+        ]
+        self.connected = 0
+        self.failed = 0
+        self.dropped = 0
+        self.connect_latencies: list[float] = []
+        self.latencies: list[float] = []
+        self.acked = 0
+        self.errors = 0
+
+    async def open(self, cp: ChargePoint) -> None:
+        started = time.monotonic()
+        try:
+            cp.ws = await connect(
+                f"{self.args.url}/{cp.identity}",
+                subprotocols=["ocpp1.6"],
+                open_timeout=30,
+                ping_interval=None,
+                compression=None,
+                max_queue=None,
+            )
+        except Exception:
+            self.failed += 1
+            return
+        self.connect_latencies.append(time.monotonic() - started)
+        try:  # boot, then every connector's status, one call at a time
+            await cp.ws.send(BOOT.format(n=0))
+            await asyncio.wait_for(cp.ws.recv(), 60)
+            for connector in range(1, cp.connectors + 1):
+                frame = STATUS.format(id=f"s0-{connector}", connector=connector, status="Available")
+                await cp.ws.send(frame)
+                await asyncio.wait_for(cp.ws.recv(), 60)
+        except Exception:
+            self.failed += 1
+            return
+        self.connected += 1
+        asyncio.get_running_loop().create_task(self.read(cp))
+
+    async def read(self, cp: ChargePoint) -> None:
+        try:
+            async for raw in cp.ws:
+                # '[3,"id",{}]' or '[4,"id",...]': the id is the second element.
+                kind = raw[1]
+                message_id = raw.split('"', 2)[1]
+                sent = cp.waiting.pop(message_id, None)
+                cp.busy = False
+                if sent is None:
+                    continue
+                if kind == "3":
+                    self.acked += 1
+                    self.latencies.append(time.monotonic() - sent)
+                else:
+                    self.errors += 1
+        except Exception:
+            pass
+        self.dropped += 1
+
+    async def connect_all(self) -> None:
+        interval = 1 / self.args.ramp
+        tasks = []
+        start = time.monotonic()
+        for index, cp in enumerate(self.fleet):
+            delay = start + index * interval - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(self.open(cp)))
+        await asyncio.gather(*tasks)
+        took = time.monotonic() - start
+        latencies = sorted(self.connect_latencies) or [0.0]
+        print(
+            json.dumps(
+                {
+                    "phase": "connect",
+                    "connected": self.connected,
+                    "failed": self.failed,
+                    "seconds": took,
+                    "p99_connect_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+                    "client_cpu": cpu(),
+                }
+            ),
+            flush=True,
+        )
+
+    async def offer(self, rate: float, seconds: float, label: str) -> None:
+        self.acked = self.errors = 0
+        self.latencies = []
+        sent = skipped = 0
+        cpu_start = cpu()
+        live = [cp for cp in self.fleet if cp.ws is not None]
+        cursor = 0
+        tick = 0.01
+        start = time.monotonic()
+        due = 0.0
+        while (now := time.monotonic()) - start < seconds:
+            due += rate * tick
+            while due >= 1:
+                due -= 1
+                for _ in range(len(live)):  # the next charge point with no call outstanding
+                    cp = live[cursor]
+                    cursor = (cursor + 1) % len(live)
+                    if not cp.busy:
+                        break
+                else:
+                    skipped += 1
+                    continue
+                cp.busy = True
+                cp.n += 1
+                message_id = f"{label}-{cp.n}"
+                frame = STATUS.format(
+                    id=message_id,
+                    connector=1 + cp.n % cp.connectors,
+                    status=STATUSES[cp.n % len(STATUSES)],
+                )
+                cp.waiting[message_id] = time.monotonic()
+                try:
+                    await cp.ws.send(frame)
+                except Exception:
+                    cp.waiting.pop(message_id, None)
+                    continue
+                sent += 1
+            await asyncio.sleep(max(0.0, start + (now - start) + tick - time.monotonic()))
+        # Answers to the last messages of the step: a little grace, counted in the step.
+        await asyncio.sleep(2.0)
+        latencies = sorted(self.latencies) or [0.0]
+        print(
+            json.dumps(
+                {
+                    "phase": "step",
+                    "label": label,
+                    "rate": rate,
+                    "seconds": seconds,
+                    "sent": sent,
+                    "skipped": skipped,
+                    "acked": self.acked,
+                    "errors": self.errors,
+                    "p50_ms": latencies[len(latencies) // 2] * 1000,
+                    "p99_ms": latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1000,
+                    "client_cpu": cpu() - cpu_start,
+                    "dropped": self.dropped,
+                }
+            ),
+            flush=True,
+        )
+
+    async def run(self) -> None:
+        await self.connect_all()
+        for label, start_at in enumerate(schedule(self.args.start_at, self.args.steps)):
+            rate, seconds = self.args.steps[label]
+            await asyncio.sleep(max(0.0, start_at - time.time()))
+            await self.offer(rate, seconds, f"r{label}")
+        for cp in self.fleet:
+            if cp.ws is not None:
+                await cp.ws.close()
+
+
+GAP = 5.0  # seconds between steps: the last answers of one arrive before the next
+
+
+def schedule(start_at: float, steps: list[tuple[float, float]]) -> list[float]:
+    """The wall-clock start of each step."""
+    starts, at = [], start_at
+    for _, seconds in steps:
+        starts.append(at)
+        at += seconds + GAP
+    return starts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--prefix", required=True)
+    parser.add_argument("--first", type=int, default=1)
+    parser.add_argument("--count", type=int, required=True)
+    parser.add_argument("--connectors", type=int, default=2)
+    parser.add_argument("--ramp", type=float, default=200)
+    parser.add_argument("--start-at", type=float, required=True)
+    parser.add_argument(
+        "--steps",
+        type=lambda text: [tuple(map(float, s.split(":"))) for s in text.split(",")],
+        required=True,
+        help="rate:seconds,... (this process's share)",
+    )
+    args = parser.parse_args()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    asyncio.run(Client(args).run())
+
+
+if __name__ == "__main__":
+    main()
