@@ -141,11 +141,9 @@ class Client:
         cursor = 0
         tick = 0.01
         start = time.monotonic()
-        due = 0.0
         while (now := time.monotonic()) - start < seconds:
-            due += rate * tick
-            while due >= 1:
-                due -= 1
+            # Messages due by now (from the elapsed time, so that a slow tick catches up).
+            while sent + skipped < rate * (now - start):
                 for _ in range(len(live)):  # the next charge point with no call outstanding
                     cp = live[cursor]
                     cursor = (cursor + 1) % len(live)
@@ -163,13 +161,12 @@ class Client:
                     status=STATUSES[cp.n % len(STATUSES)],
                 )
                 cp.waiting[message_id] = time.monotonic()
+                sent += 1
                 try:
                     await cp.ws.send(frame)
                 except Exception:
                     cp.waiting.pop(message_id, None)
-                    continue
-                sent += 1
-            await asyncio.sleep(max(0.0, start + (now - start) + tick - time.monotonic()))
+            await asyncio.sleep(max(0.0, now + tick - time.monotonic()))
         # Answers to the last messages of the step: a little grace, counted in the step.
         await asyncio.sleep(2.0)
         latencies = sorted(self.latencies) or [0.0]

@@ -657,7 +657,23 @@ def summarize(
         for part in compute(ports, tail_start, end, now=now):
             result = results[(part.cp_id, part.connector_id)]
             _add(result, part, continued=result.seconds > 0)
+    # A port whose aggregates fall short of its days (history written with past dates
+    # before the aggregator came to it): from the history, whole.
+    short = [
+        port
+        for port in ports
+        if ((aggregated.get(port[:2]) or (0,))[0] or 0)
+        < _whole_days_seconds(port, first_whole, last_whole) - 1
+    ]
+    for result in compute(short, start, end, now=now, keep_outages=False) if short else ():
+        results[(result.cp_id, result.connector_id)] = result
     return list(results.values())
+
+
+def _whole_days_seconds(port: tuple, first: date, until: date) -> float:
+    """The seconds of the days from `first` to before `until` in which the port existed:
+    what its aggregates of those days add up to."""
+    return max(0.0, (midnight(until) - max(midnight(first), port[3])).total_seconds())
 
 
 def _add(result: PortUptime, part: PortUptime, continued: bool = False) -> None:
@@ -808,6 +824,15 @@ def monthly(
             bar.outage_seconds += outage or 0
             bar.excluded_seconds += excluded or 0
             bar.outage_count += (began or 0) + (ongoing or 0)
+    # A month whose aggregates fall short of its ports' days: port by port (`summarize`
+    # computes those from the history).
+    for n, (start, end) in enumerate(periods):
+        until = min(end.date(), next_day)
+        if until > start.date():
+            expected = sum(_whole_days_seconds(port, start.date(), until) for port in ports)
+            if bars[n].seconds < expected - 1:
+                bars[n] = total(summarize(ports, start, end, now=now), start, bars[n].end)
+                periods[n] = (start, start)  # done: nothing to add below
     for bar, (start, end) in zip(bars, periods, strict=True):
         if end > boundary and min(end, now) > max(start, boundary):
             for part in compute(ports, max(start, boundary), end, now=now):

@@ -161,3 +161,22 @@ def test_the_twelve_months_add_up_as_each_month_does(h, world):
             whole.outage_count,
         ), bar.start
     assert bars[1].outage_count == 3  # the fault begun in August, offline, Unavailable
+
+
+def test_days_the_aggregator_never_saw_are_read_from_the_history(h, world):
+    """The aggregator ran before these ports (with history dated earlier) existed: their
+    days are not aggregated, and the figures still come out right."""
+    assert uptime.aggregate_due(NOW) == 0  # nothing yet: the mark is set to today
+    _history(h, world.cp_a)
+    for start, end in (
+        (at("2026-09-01 00:00"), at("2026-10-01 00:00")),
+        (at("2026-08-30 17:00"), at("2026-10-03 11:00")),
+    ):
+        summed, computed = _both(world.cp_a, start, end)
+        assert summed == computed
+        assert summed[0][1] > 0
+    bars = uptime.monthly(SYSTEM, uptime.Scope(cp_id=world.cp_a), NOW.date(), count=2, now=NOW)
+    ports = uptime.ports_in(SYSTEM, uptime.Scope(cp_id=world.cp_a))
+    for bar in bars:
+        whole = uptime.total(uptime.compute(ports, bar.start, bar.end, now=NOW), bar.start, bar.end)
+        assert round(bar.outage_seconds) == round(whole.outage_seconds) > 0
