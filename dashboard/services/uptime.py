@@ -29,9 +29,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from time import sleep
 
-from sqlalchemy import and_, case, delete, func, insert, or_, select, update
+from sqlalchemy import and_, case, delete, func, or_, select, update
 
-from dashboard.extensions import db, try_transaction_lock, upsert_statement
+from dashboard.extensions import (
+    db,
+    insert_ignoring_duplicates,
+    try_transaction_lock,
+    upsert_statement,
+)
 from dashboard.models import (
     EXCLUSION_CAUSES,
     ChargePoint,
@@ -473,7 +478,23 @@ def aggregate_days(first: date, until: date, cp_ids: list[int] | None = None) ->
             if (cp_id, number) in before and before[(cp_id, number)] != rows[-1]["end_state"]:
                 changed.add(cp_id)
         if rows:
-            db.session.execute(insert(UptimeDay), rows)
+            # An upsert: on SQLite (one worker, no advisory lock) a second process that
+            # aggregates the same day at once writes the same figures, not an error.
+            db.session.execute(
+                upsert_statement(
+                    UptimeDay,
+                    ["cp_id", "connector_id", "day"],
+                    [
+                        "seconds",
+                        "outage_seconds",
+                        "excluded_seconds",
+                        "outages",
+                        "starts_out",
+                        "end_state",
+                    ],
+                ),
+                rows,
+            )
         sleep(0)  # under gevent: let the worker's other greenlets run between chunks
     return changed
 
@@ -533,8 +554,10 @@ def aggregate_due(now: datetime | None = None, max_days: int = 31) -> int:
     if next_day is None:
         first = db.session.scalar(select(func.min(Connector.connector_created)))
         next_day = first.date() if first is not None else last_over + DAY
-        db.session.add(JobMark(name=MARK, at=midnight(next_day)))
-        db.session.flush()
+        db.session.execute(
+            insert_ignoring_duplicates(JobMark).values(name=MARK, at=midnight(next_day))
+        )
+        next_day = _next_day()
     done = 0
     if next_day <= last_over:
         until = min(last_over + DAY, next_day + timedelta(days=max_days))
