@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from flask import abort, request
+from flask import abort, redirect, request, url_for
 from flask_login import current_user
 
 from dashboard.extensions import db
@@ -132,8 +132,9 @@ def _chart(bars: list[service.PortUptime]) -> dict:
 
 @bp.post("/reports/exclusions")
 def create_exclusion():
-    """Exclude out-time of a port (an outage, or a span typed in); the page comes back,
-    with the message beside the field when the exclusion is refused."""
+    """Exclude out-time of a port (an outage, or a span typed in), then back to the
+    report; when refused, the page again with the message beside the field and what was
+    typed."""
     form = request.form.to_dict()
     errors = {}
     try:
@@ -154,7 +155,7 @@ def create_exclusion():
         errors = {**errors, **(exc.errors or {})}
     if errors:
         return reports(errors=errors, form=form, status=422)
-    return reports()
+    return redirect(url_for("pages.reports", **request.args))
 
 
 def _form_number(form: dict, name: str) -> int | None:

@@ -52,7 +52,9 @@ def test_an_operator_excludes_an_outage_and_bad_input_keeps_what_was_typed(app, 
             "reason": "Feeder outage",
         },
     )
-    assert done.status_code == 200
+    assert done.status_code == 302
+    assert done.headers["Location"].endswith(f"/reports?month=2026-09&cp={world.cp_a}&port=1")
+    done = client.get(done.headers["Location"])
     text = done.get_data(as_text=True)
     assert "Electric utility service interruption — Feeder outage" in text
     assert "by admin@example.com" in text
