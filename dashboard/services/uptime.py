@@ -551,11 +551,13 @@ def aggregate_due(now: datetime | None = None, max_days: int = 31) -> int:
         db.session.rollback()
         return 0
     next_day = _next_day()
-    if next_day is None:
+    if next_day is None:  # from the first port's first day (no port yet: nothing to do)
         first = db.session.scalar(select(func.min(Connector.connector_created)))
-        next_day = first.date() if first is not None else last_over + DAY
+        if first is None:
+            db.session.rollback()
+            return 0
         db.session.execute(
-            insert_ignoring_duplicates(JobMark).values(name=MARK, at=midnight(next_day))
+            insert_ignoring_duplicates(JobMark).values(name=MARK, at=midnight(first.date()))
         )
         next_day = _next_day()
     done = 0
