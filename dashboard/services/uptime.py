@@ -638,7 +638,7 @@ def summarize(
     )
     for part in head:
         _add(results[(part.cp_id, part.connector_id)], part)
-    aggregated = defaultdict(list)
+    aggregated: dict[tuple[int, int], tuple] = {}
     for cp_ids in _chunks(sorted({port[0] for port in ports})):
         for row in db.session.execute(
             select(
@@ -648,7 +648,6 @@ def summarize(
                 func.sum(UptimeDay.outage_seconds),
                 func.sum(UptimeDay.excluded_seconds),
                 func.sum(UptimeDay.outages),
-                func.min(UptimeDay.day),
             )
             .where(
                 UptimeDay.cp_id.in_(cp_ids),
@@ -670,13 +669,9 @@ def summarize(
             ):
                 if (cp_id, connector_id) in results:
                     results[(cp_id, connector_id)].outage_count += 1
-    for key, (seconds, outage, excluded, count, _) in aggregated.items():
-        result = results.get(key)
-        if result is not None:
-            result.seconds += seconds or 0
-            result.outage_seconds += outage or 0
-            result.excluded_seconds += excluded or 0
-            result.outage_count += count or 0
+    for key, sums in aggregated.items():
+        if key in results:
+            _accumulate(results[key], *sums)
     tail_start = midnight(last_whole)
     if tail_start < end:
         for part in compute(ports, tail_start, end, now=now):
@@ -701,12 +696,19 @@ def _whole_days_seconds(port: tuple, first: date, until: date) -> float:
     return max(0.0, (midnight(until) - max(midnight(first), port[3])).total_seconds())
 
 
+def _accumulate(into: PortUptime, seconds, outage_seconds, excluded_seconds, outages) -> None:
+    """Add figures (a part of the period, or sums of aggregates; None counts as 0)."""
+    into.seconds += seconds or 0
+    into.outage_seconds += outage_seconds or 0
+    into.excluded_seconds += excluded_seconds or 0
+    into.outage_count += outages or 0
+
+
 def _add(result: PortUptime, part: PortUptime, continued: bool = False) -> None:
-    result.seconds += part.seconds
-    result.outage_seconds += part.outage_seconds
-    result.excluded_seconds += part.excluded_seconds
+    """Add a part of the period computed from the history; with `continued`, an outage
+    going on at the part's start was counted with the part before."""
     began = sum(1 for outage in part.outages or () if not (continued and outage.began_before))
-    result.outage_count += began
+    _accumulate(result, part.seconds, part.outage_seconds, part.excluded_seconds, began)
 
 
 # --- what users ask for -------------------------------------------------------------------
@@ -751,6 +753,13 @@ def ports_in(user: User, scope: Scope) -> list[tuple[int, int, str, datetime]]:
     return ports
 
 
+def _ports_over(user: User, scope: Scope, start: datetime, end: datetime) -> list[tuple]:
+    """`ports_in`, for a period that must end after it starts (Invalid otherwise)."""
+    if end <= start:
+        raise Invalid("The period ends before it starts.", {"to": ["Must be after from."]})
+    return ports_in(user, scope)
+
+
 def month_start(day: date) -> datetime:
     return midnight(day.replace(day=1))
 
@@ -778,11 +787,8 @@ def quarter_months(year: int, quarter: int) -> list[tuple[datetime, datetime]]:
 def total(results: list[PortUptime], start: datetime, end: datetime) -> PortUptime:
     """The figures of several ports together (seconds of each port's period added)."""
     whole = PortUptime(0, 0, "", start, end)
-    for result in results:
-        whole.seconds += result.seconds
-        whole.outage_seconds += result.outage_seconds
-        whole.excluded_seconds += result.excluded_seconds
-        whole.outage_count += result.outage_count
+    for r in results:
+        _accumulate(whole, r.seconds, r.outage_seconds, r.excluded_seconds, r.outage_count)
     return whole
 
 
@@ -797,9 +803,7 @@ def report(
 ) -> list[PortUptime]:
     """Each port's uptime in `scope` from `start` to `end`; with `outages`, the list of
     each port's outages too (computed from the history: slower over long periods)."""
-    if end <= start:
-        raise Invalid("The period ends before it starts.", {"to": ["Must be after from."]})
-    ports = ports_in(user, scope)
+    ports = _ports_over(user, scope, start, end)
     if outages:
         return compute(ports, start, end, now=now)
     return summarize(ports, start, end, now=now)
@@ -844,11 +848,7 @@ def monthly(
         if scope.connector_id is not None:
             query = query.where(UptimeDay.connector_id == scope.connector_id)
         for n, seconds, outage, excluded, began, ongoing in db.session.execute(query):
-            bar = bars[n]
-            bar.seconds += seconds or 0
-            bar.outage_seconds += outage or 0
-            bar.excluded_seconds += excluded or 0
-            bar.outage_count += (began or 0) + (ongoing or 0)
+            _accumulate(bars[n], seconds, outage, excluded, (began or 0) + (ongoing or 0))
     # A month whose aggregates fall short of its ports' days: port by port (`summarize`
     # computes those from the history).
     for n, (start, end) in enumerate(periods):
@@ -984,9 +984,7 @@ def report_page(
 ) -> tuple[Page, PortUptime]:
     """A page of the ports in `scope` with their outages from `start` to `end`, and the
     figures of all of them together."""
-    if end <= start:
-        raise Invalid("The period ends before it starts.", {"to": ["Must be after from."]})
-    ports = ports_in(user, scope)
+    ports = _ports_over(user, scope, start, end)
     whole = total(
         summarize(ports, start, end, now=now) if ports else [], start, min(end, now or utcnow())
     )
