@@ -17,6 +17,14 @@ def _number(raw: str | None):
         return text
 
 
+def whole_number(raw: str | None) -> int | None:
+    """An integer if the text is one; None when it is blank or not a number."""
+    try:
+        return int(raw) if raw not in (None, "") else None
+    except ValueError:
+        return None
+
+
 def connector_data(form, *, creating: bool) -> dict:
     """The connector fields of a submitted form."""
     data = {}

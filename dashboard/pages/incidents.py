@@ -9,6 +9,7 @@ from flask_login import current_user
 from dashboard.extensions import db
 from dashboard.models.incident import KINDS
 from dashboard.pages import _choice, _companies, _number, bp, render_page
+from dashboard.pages.forms import whole_number
 from dashboard.services import incidents as service
 from dashboard.services.errors import Invalid
 
@@ -104,10 +105,10 @@ def save_incident_rule():
         abort(403)
     form = request.form
     kind = form.get("kind", "")
-    company_id = _form_int(form.get("company_id"))
+    company_id = whole_number(form.get("company_id"))
     try:
         minutes = _form_number(form.get("minutes"), "minutes")
-        threshold = _form_int(form.get("threshold")) if kind == "flapping" else None
+        threshold = whole_number(form.get("threshold")) if kind == "flapping" else None
         if form.get("remove") and company_id is not None:
             service.remove_override(current_user, kind, company_id)
         else:
@@ -124,13 +125,6 @@ def save_incident_rule():
         db.session.rollback()
         return incident_rules(errors={"kind": kind, **(exc.errors or {})}, status=422)
     return redirect(url_for("pages.incident_rules"), 303)
-
-
-def _form_int(value: str | None) -> int | None:
-    try:
-        return int(value) if value not in (None, "") else None
-    except ValueError:
-        return None
 
 
 def _form_number(value: str | None, field: str) -> float:

@@ -13,6 +13,7 @@ from dashboard.extensions import db
 from dashboard.models import EXCLUSION_CAUSES
 from dashboard.models.types import utcnow
 from dashboard.pages import _companies, _number, bp, csv_download, render_page
+from dashboard.pages.forms import whole_number
 from dashboard.services import uptime as service
 from dashboard.services.errors import Invalid, NotFound
 from dashboard.services.pagination import Page
@@ -138,10 +139,13 @@ def create_exclusion():
     form = request.form.to_dict()
     errors = {}
     try:
+        cp_id = whole_number(form.get("cp"))
+        if cp_id is None:
+            raise NotFound("Charge point not found")
         service.exclude(
             current_user,
-            _form_number(form, "cp"),
-            _form_number(form, "port"),
+            cp_id,
+            whole_number(form.get("port")),
             starts=_form_time(form, "starts", errors),
             ends=_form_time(form, "ends", errors, required=False),
             cause=form.get("cause", ""),
@@ -156,15 +160,6 @@ def create_exclusion():
     if errors:
         return reports(errors=errors, form=form, status=422)
     return redirect(url_for("pages.reports", **request.args))
-
-
-def _form_number(form: dict, name: str) -> int | None:
-    try:
-        return int(form.get(name, ""))
-    except ValueError:
-        if name == "cp":
-            raise NotFound("Charge point not found") from None
-        return None
 
 
 def _form_time(form: dict, name: str, errors: dict, required: bool = True) -> datetime | None:
