@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,17 @@ from tests.servers import (  # noqa: E402
     stop_process,
 )
 
-__all__ = ["ROOT", "PostgresServer", "database", "fill", "free_port", "serve", "stop_process"]
+__all__ = [
+    "ROOT",
+    "PostgresServer",
+    "clean_up",
+    "database",
+    "fill",
+    "free_port",
+    "serve",
+    "start_bare_server",
+    "stop_process",
+]
 
 STATUSES = [
     "Available",
@@ -55,6 +66,31 @@ def serve(
         atexit.register(redis.stop)
         env["REDIS_URL"] = redis.url
     return start_gunicorn(url, log, workers, env=env)
+
+
+def start_bare_server() -> tuple[subprocess.Popen, int]:
+    """The yardstick, bench/bare_server.py, on a free loopback port; returns once it
+    listens, with the process and the port."""
+    port = free_port()
+    process = subprocess.Popen(
+        [str(ROOT / ".venv/bin/python"), str(ROOT / "bench/bare_server.py"), str(port)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    process.stdout.readline()
+    return process, port
+
+
+def clean_up(children, server, workdir: Path) -> None:
+    """After a benchmark: stop the child processes it started (None: not started), its
+    throwaway PostgreSQL, and remove its working folder."""
+    for child in children:
+        if child is not None:
+            child.terminate()
+            child.wait(timeout=60)
+    if server is not None:
+        server.stop()
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 def fill(url: str, chargepoints: int, per_cp: int, companies: int = 10) -> dict:

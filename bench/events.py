@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import shutil
 import signal
 import subprocess
 import sys
@@ -26,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, database, free_port, serve
+from common import ROOT, clean_up, database, free_port, serve
 from ocpp_load import fill, run_client
 
 from dashboard import create_app
@@ -167,13 +166,7 @@ def main() -> int:
         )
         return 0
     finally:
-        for child in (process, receivers):
-            if child is not None:
-                child.terminate()
-                child.wait(timeout=30)
-        if server is not None:
-            server.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+        clean_up((process, receivers), server, workdir)
 
 
 if __name__ == "__main__":

@@ -21,14 +21,13 @@ import argparse
 import json
 import os
 import resource
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, database, free_port, serve
+from common import ROOT, clean_up, database, serve, start_bare_server
 from fleet_client import GAP, schedule
 from ocpp_load import PREFIX, fill, stored_statuses
 
@@ -197,13 +196,7 @@ def main() -> int:
         for pid, mb in plugboard["memory_mb_per_1000_per_worker"].items():
             print(f"plugboard: worker {pid}: {mb:.1f} MB resident per 1,000 charge points")
 
-        bare_port = free_port()
-        bare = subprocess.Popen(
-            [str(ROOT / ".venv/bin/python"), str(ROOT / "bench/bare_server.py"), str(bare_port)],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        bare.stdout.readline()
+        bare, bare_port = start_bare_server()
         baseline = drive(f"ws://127.0.0.1:{bare_port}/ocpp", args, steps, [bare.pid])
         show("bare asyncio server", baseline)
 
@@ -225,13 +218,7 @@ def main() -> int:
         )
         return 0
     finally:
-        for child in (process, bare):
-            if child is not None:
-                child.terminate()
-                child.wait(timeout=60)
-        if server is not None:
-            server.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+        clean_up((process, bare), server, workdir)
 
 
 if __name__ == "__main__":

@@ -22,13 +22,12 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from common import ROOT, database, free_port, serve
+from common import ROOT, clean_up, database, serve, start_bare_server
 
 from dashboard import create_app
 from dashboard.cli import create_company
@@ -178,13 +177,7 @@ def main() -> int:
         )
         print(f"plugboard: acknowledged by action: {json.dumps(actions)}")
 
-        bare_port = free_port()
-        bare = subprocess.Popen(
-            [str(ROOT / ".venv/bin/python"), str(ROOT / "bench/bare_server.py"), str(bare_port)],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        bare.stdout.readline()
+        bare, bare_port = start_bare_server()
         baseline = run_client(f"ws://127.0.0.1:{bare_port}/ocpp", args)
         report("bare asyncio server", baseline)
         ratio = plugboard["per_second"] / baseline["per_second"]
@@ -200,13 +193,7 @@ def main() -> int:
         )
         return 0
     finally:
-        for child in (process, bare):
-            if child is not None:
-                child.terminate()
-                child.wait(timeout=30)
-        if server is not None:
-            server.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+        clean_up((process, bare), server, workdir)
 
 
 if __name__ == "__main__":

@@ -23,14 +23,13 @@ figures from the aggregates equal those from the history.
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
 
-from common import database, fill
+from common import clean_up, database, fill
 
 from dashboard import create_app
 from dashboard.extensions import db
@@ -191,9 +190,7 @@ def main() -> None:
             )
             measure(app)
     finally:
-        if server is not None:
-            server.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+        clean_up((), server, workdir)
 
 
 def measure(app) -> None:
