@@ -74,10 +74,11 @@ loglevel = os.environ.get("LOG_LEVEL", "info")
 
 # Metrics across workers (prometheus_client's multiprocess mode): the folder must be known
 # before a worker imports prometheus_client, so it is set here, in the arbiter.
-_own_metrics_dir = None
+# A folder made here is marked in the environment too: a HUP reload reads this file
+# again (the folder is set by then), and the arbiter must still remove it when it exits.
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    _own_metrics_dir = tempfile.mkdtemp(prefix="plugboard-metrics-")
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _own_metrics_dir
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="plugboard-metrics-")
+    os.environ["PLUGBOARD_OWN_METRICS_DIR"] = os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
 
 def on_starting(server):
@@ -95,5 +96,6 @@ def child_exit(server, worker):
 
 def on_exit(server):
     """The temporary folder made above goes with the server."""
-    if _own_metrics_dir:
-        shutil.rmtree(_own_metrics_dir, ignore_errors=True)
+    own = os.environ.get("PLUGBOARD_OWN_METRICS_DIR")
+    if own and own == os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        shutil.rmtree(own, ignore_errors=True)
