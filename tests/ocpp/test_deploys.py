@@ -95,51 +95,43 @@ def _stored(app) -> dict[str, int]:
         return dict(rows.all())
 
 
-def test_a_stop_closes_charge_points_with_1012_and_loses_nothing(app, world, server):
+def _under_load(app, world, server, sig, seconds: float, reconnect: bool):
+    """The fleet sends statuses; after 2 s the server gets `sig`. Returns each charge
+    point's run and the seconds from the signal until every run had ended."""
     process, port = server
-    identities = _fleet(app, world)
-    runs = [
-        ChargePointRun(port, identity, time.monotonic() + 30, reconnect=False)
-        for identity in identities
-    ]
+    until = time.monotonic() + seconds
+    runs = [ChargePointRun(port, identity, until, reconnect) for identity in _fleet(app, world)]
 
     async def scenario():
         tasks = [asyncio.create_task(r.run()) for r in runs]
         await asyncio.sleep(2)
-        stopped = time.monotonic()
-        process.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        process.send_signal(sig)
         await asyncio.gather(*tasks)
-        return time.monotonic() - stopped
+        return time.monotonic() - signalled
 
-    closing = run(scenario(), timeout=60)
-    process.wait(timeout=30)
-    assert all(r.close_codes == [1012] for r in runs), [r.close_codes for r in runs]
-    assert closing < 10  # not the 20 s of graceful_timeout
-    stored = _stored(app)
-    acked = [m for r in runs for m in r.acked]
-    assert len(acked) > FLEET * 5
-    assert [m for m in acked if stored.get(m) != 1] == []  # each acknowledged, stored once
-    assert all(count == 1 for count in stored.values())
+    return runs, run(scenario(), timeout=60)
 
 
-def test_a_reload_brings_charge_points_straight_back_and_loses_nothing(app, world, server):
-    process, port = server
-    identities = _fleet(app, world)
-    runs = [
-        ChargePointRun(port, identity, time.monotonic() + 6, reconnect=True)
-        for identity in identities
-    ]
-
-    async def scenario():
-        tasks = [asyncio.create_task(r.run()) for r in runs]
-        await asyncio.sleep(2)
-        process.send_signal(signal.SIGHUP)
-        await asyncio.gather(*tasks)
-
-    run(scenario(), timeout=60)
-    assert all(1012 in r.close_codes for r in runs), [r.close_codes for r in runs]
-    assert all(r.sessions >= 2 for r in runs)  # back, to the new worker
+def _each_acknowledged_stored_once(app, runs) -> list[str]:
     stored = _stored(app)
     acked = [m for r in runs for m in r.acked]
     assert [m for m in acked if stored.get(m) != 1] == []
     assert all(count == 1 for count in stored.values())
+    return acked
+
+
+def test_a_stop_closes_charge_points_with_1012_and_loses_nothing(app, world, server):
+    runs, closing = _under_load(app, world, server, signal.SIGTERM, 30, reconnect=False)
+    server[0].wait(timeout=30)
+    assert all(r.close_codes == [1012] for r in runs), [r.close_codes for r in runs]
+    assert closing < 10  # not the 20 s of graceful_timeout
+    acked = _each_acknowledged_stored_once(app, runs)
+    assert len(acked) > FLEET * 5
+
+
+def test_a_reload_brings_charge_points_straight_back_and_loses_nothing(app, world, server):
+    runs, _ = _under_load(app, world, server, signal.SIGHUP, 6, reconnect=True)
+    assert all(1012 in r.close_codes for r in runs), [r.close_codes for r in runs]
+    assert all(r.sessions >= 2 for r in runs)  # back, to the new worker
+    _each_acknowledged_stored_once(app, runs)
