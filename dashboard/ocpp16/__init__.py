@@ -21,13 +21,10 @@ from dashboard.models import ChargePoint, Connector
 from dashboard.ocpp16 import registry, remote
 from dashboard.ocpp16.connection import Connection
 from dashboard.ocpp16.handlers import handle_call, record_alive
+from dashboard.ocpp16.ingest import CONNECTED, DISCONNECTED, batcher
 from dashboard.schemas.chargepoint import IDENTITY_PATTERN
 from dashboard.services import commands
-from dashboard.services.chargepoints import (
-    is_registered,
-    record_connected,
-    record_disconnected,
-)
+from dashboard.services.chargepoints import is_registered
 from dashboard.services.errors import ServiceError
 from dashboard.services.permissions import SYSTEM
 from dashboard.websocket import websocket_handler
@@ -139,8 +136,8 @@ def ocpp(ws, identity: str):
     try:
         registry.register(connection)
         remote.announce(connection)
-        since = record_connected(cp_id)
-        db.session.commit()
+        since = batcher().submit(cp_id, CONNECTED)
+        connection.last_seen_written = time.monotonic()  # the mark wrote it
         log.info("%s: connected", identity)
         app = current_app._get_current_object()
         threading.Thread(target=fresh_statuses, args=(app, connection), daemon=True).start()
@@ -150,9 +147,7 @@ def ocpp(ws, identity: str):
         registry.unregister(connection)
         if since is not None:
             try:
-                record_disconnected(cp_id, since)
-                db.session.commit()
+                batcher().submit(cp_id, DISCONNECTED, since=since)
             except Exception:
-                db.session.rollback()
                 log.exception("%s: could not record the disconnection", identity)
         log.info("%s: disconnected", identity)

@@ -7,6 +7,7 @@ import json
 import logging
 import time
 from datetime import datetime
+from typing import NoReturn
 
 from flask import current_app
 
@@ -16,7 +17,7 @@ from dashboard.models import ChargePoint
 from dashboard.models.types import utcnow
 from dashboard.ocpp16 import frames
 from dashboard.ocpp16.frames import Frame, OcppError
-from dashboard.ocpp16.ingest import METER, SEEN, batcher
+from dashboard.ocpp16.ingest import BOOT, METER, SEEN, batcher
 from dashboard.ocpp16.validation import KNOWN_ACTIONS, parse_datetime, validate
 from dashboard.schemas.fields import format_datetime
 from dashboard.services import chargepoints as chargepoint_service
@@ -34,16 +35,23 @@ LAST_SEEN_RESOLUTION = 1.0
 def _chargepoint(connection) -> ChargePoint:
     chargepoint = db.session.get(ChargePoint, connection.cp_id)
     if chargepoint is None:  # deleted while connected
-        connection.close(1008, "charge point removed")
-        raise OcppError(frames.SECURITY_ERROR, "This charge point is no longer registered")
+        _gone(connection)
     return chargepoint
 
 
+def _gone(connection) -> NoReturn:
+    connection.close(1008, "charge point removed")
+    raise OcppError(frames.SECURITY_ERROR, "This charge point is no longer registered")
+
+
 def boot_notification(connection, frame: Frame) -> dict:
-    """Store the charge point's description; answer its registration status."""
-    chargepoint = _chargepoint(connection)
-    status = chargepoint_service.record_boot(chargepoint, frame.payload)
-    connection.registered = chargepoint_service.is_registered(chargepoint)
+    """Store the charge point's description (in the batch of this process's frequent
+    messages: a fleet reconnecting boots at once); answer its registration status."""
+    booted = batcher().submit(connection.cp_id, BOOT, payload=frame.payload)
+    if booted is None:  # deleted while connected
+        _gone(connection)
+    status, connection.registered = booted
+    connection.last_seen_written = time.monotonic()  # the batch wrote it
     # After a boot, every connector's status is due again (see fresh_statuses).
     connection.reported.clear()
     connection.settle_from = time.monotonic()

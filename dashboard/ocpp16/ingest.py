@@ -1,5 +1,6 @@
-"""Group commit of the frequent messages of a fleet, one batcher per worker process:
-StatusNotifications, MeterValues, and the "last seen" of Heartbeats.
+"""Group commit of what a fleet sends most, one batcher per worker process:
+StatusNotifications, MeterValues, the "last seen" of Heartbeats, and, for a fleet that
+reconnects at once, the connected and disconnected marks and the BootNotifications.
 
 Each is handed to the batcher and answered only once its transaction has committed, so an
 acknowledged status or meter value is a stored one. While one batch is being written, the
@@ -26,8 +27,14 @@ from dashboard.extensions import db
 from dashboard.metrics import INGEST_BATCH_SIZE, INGEST_COMMIT_SECONDS
 from dashboard.models import ChargePoint, Connector
 from dashboard.models.types import utcnow
+from dashboard.services.chargepoints import (
+    is_registered,
+    record_boot,
+    record_connected,
+    record_disconnections,
+)
 from dashboard.services.charging import record_meter_values
-from dashboard.services.connectors import record_ocpp_status
+from dashboard.services.connectors import record_ocpp_status, recorded_already
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +44,7 @@ SUBMIT_TIMEOUT = 30.0
 
 
 STATUS, METER, SEEN = "status", "meter", "seen"
+CONNECTED, DISCONNECTED, BOOT = "connected", "disconnected", "boot"
 
 
 @dataclass
@@ -46,6 +54,7 @@ class _Item:
     kind: str = STATUS
     done: threading.Event = field(default_factory=threading.Event)
     error: Exception | None = None
+    result: object = None
 
 
 class StatusBatcher:
@@ -58,11 +67,14 @@ class StatusBatcher:
         self._wakeup = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def submit(self, cp_id: int, kind: str = STATUS, **fields) -> None:
-        """Record one message of charge point `cp_id`: a StatusNotification (`fields`: the
-        arguments of `record_ocpp_status`), MeterValues (those of `record_meter_values`)
-        or only that it was seen; returns once committed, or raises what recording it
-        raised."""
+    def submit(self, cp_id: int, kind: str = STATUS, **fields):
+        """Record one message or event of charge point `cp_id`: a StatusNotification
+        (`fields`: the arguments of `record_ocpp_status`), MeterValues (those of
+        `record_meter_values`), only that it was seen, that it connected (returns the mark
+        of `record_connected`), that it disconnected (`since`: that mark), or a
+        BootNotification (`payload`; returns (registration status, registered), or None
+        for a charge point no longer there). Returns once committed, or raises what
+        recording it raised."""
         item = _Item(cp_id, fields, kind)
         with self._lock:
             self._queue.append(item)
@@ -74,6 +86,7 @@ class StatusBatcher:
             raise TimeoutError("the status was not stored in time")
         if item.error is not None:
             raise item.error
+        return item.result
 
     def _run(self) -> None:
         with self.app.app_context():
@@ -110,53 +123,98 @@ class StatusBatcher:
                 item.done.set()
 
     def _record(self, batch: list[_Item]) -> None:
+        connects = {item.cp_id for item in batch if item.kind == CONNECTED}
+        if connects:  # one UPDATE for every charge point that connected
+            since = record_connected(*connects)
+            for item in batch:
+                if item.kind == CONNECTED:
+                    item.result = since
+        marks = [(item.cp_id, item.fields["since"]) for item in batch if item.kind == DISCONNECTED]
+        if marks:
+            record_disconnections(marks)
         keys = {
             (item.cp_id, item.fields["connector_id"])
             for item in batch
-            if item.kind != SEEN and item.fields.get("connector_id")
+            if item.kind in (STATUS, METER) and item.fields.get("connector_id")
         }
-        cp_ids = {item.cp_id for item in batch}
+        cp_ids = {item.cp_id for item in batch if item.kind != DISCONNECTED}
         # One query puts every connector of the batch in the session: the lookups of
         # record_ocpp_status then hit the identity map, which holds objects only while
         # something refers to them: hence `loaded`, kept until the batch is recorded.
-        loaded = db.session.scalars(
-            select(Connector)
-            .options(joinedload(Connector.chargepoint))
-            .where(tuple_(Connector.connector_cp_id, Connector.connector_id).in_(keys))
-        ).all()
+        loaded = (
+            db.session.scalars(
+                select(Connector)
+                .options(joinedload(Connector.chargepoint))
+                .where(tuple_(Connector.connector_cp_id, Connector.connector_id).in_(keys))
+            ).all()
+            if keys
+            else []
+        )
         known = {(c.connector_cp_id, c.connector_id) for c in loaded}
-        # The charge points of connectors reported for the first time, so that registering
-        # those needs no query of its own.
-        unloaded = cp_ids - {c.connector_cp_id for c in loaded}
+        # The charge points that boot, or whose connectors are reported for the first
+        # time, so that neither needs a query of its own.
+        unloaded = {item.cp_id for item in batch if item.kind in (STATUS, METER, BOOT)}
+        unloaded -= {c.connector_cp_id for c in loaded}
         chargepoints = (
             db.session.scalars(select(ChargePoint).where(ChargePoint.id.in_(unloaded))).all()
             if unloaded
             else []
         )
+        statuses = [item for item in batch if item.kind == STATUS]
+        events = {id(item): _event(item) for item in statuses}
+        # Retries among them (the same message sent again), found in one query; an event
+        # recorded here joins them, should the batch hold it twice.
+        recorded = recorded_already(list(events.values()))
         for item in batch:
             if item.kind == METER:
                 record_meter_values(item.cp_id, **item.fields)
                 continue
-            if item.kind == SEEN:
-                continue  # the UPDATE of "last seen" below is all it needs
+            if item.kind == BOOT:
+                item.result = _boot(item.cp_id, item.fields["payload"])
+                continue
+            if item.kind != STATUS:
+                continue  # done above, or the UPDATE of "last seen" below is all it needs
             key = (item.cp_id, item.fields["connector_id"])
             if key in known:
-                record_ocpp_status(item.cp_id, **item.fields)
-                continue
-            # A connector seen for the first time is looked up in the database: without
-            # autoflush, or that lookup would write the batch so far, statement by
-            # statement. A later status for it in this batch then autoflushes as usual,
-            # and finds the connector registered here.
-            with db.session.no_autoflush:
-                record_ocpp_status(item.cp_id, **item.fields)
-            known.add(key)
+                record_ocpp_status(item.cp_id, **item.fields, recorded=recorded)
+            else:
+                # A connector seen for the first time is looked up in the database:
+                # without autoflush, or that lookup would write the batch so far,
+                # statement by statement. A later status for it in this batch then finds
+                # the connector registered here.
+                with db.session.no_autoflush:
+                    record_ocpp_status(item.cp_id, **item.fields, recorded=recorded)
+                known.add(key)
+            recorded.add(events[id(item)])
         del loaded, chargepoints
-        db.session.execute(
-            update(ChargePoint)
-            .where(ChargePoint.id.in_(cp_ids))
-            .values(last_seen=utcnow())
-            .execution_options(synchronize_session=False)
-        )
+        if cp_ids:
+            db.session.execute(
+                update(ChargePoint)
+                .where(ChargePoint.id.in_(cp_ids))
+                .values(last_seen=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+
+
+def _boot(cp_id: int, payload: dict) -> tuple[str, bool] | None:
+    chargepoint = db.session.get(ChargePoint, cp_id)  # loaded with the batch
+    if chargepoint is None:  # deleted while connected
+        return None
+    status = record_boot(chargepoint, payload)
+    return status, is_registered(chargepoint)
+
+
+def _event(item: _Item) -> tuple:
+    """A StatusNotification as `recorded_already` compares them."""
+    fields = item.fields
+    return (
+        item.cp_id,
+        fields["connector_id"],
+        fields["message_id"],
+        fields["status"],
+        fields["error_code"],
+        fields.get("event_time"),
+    )
 
 
 def batcher() -> StatusBatcher:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, tuple_, update
 
 from dashboard.extensions import db
 from dashboard.live.events import publish_after_commit
@@ -224,40 +224,47 @@ def connector_counts(cp_ids: list[int]) -> dict[int, dict[str, int]]:
     return counts
 
 
-def record_connected(cp_id: int) -> datetime:
-    """Mark the charge point connected now; returns the mark to give back on disconnect.
-    One UPDATE, no read: a whole fleet may reconnect at once. The announcement names the
-    company the charge point belongs to now (the UPDATE returns it)."""
+def record_connected(*cp_ids: int) -> datetime:
+    """Mark the charge points connected now; returns the mark to give back on disconnect.
+    One UPDATE for all, no read: a whole fleet may reconnect at once, and the ingest batch
+    marks every charge point that connected meanwhile together. The announcements name the
+    company each belongs to now (the UPDATE returns it)."""
     now = utcnow()
-    row = db.session.execute(
+    rows = db.session.execute(
         update(ChargePoint)
-        .where(ChargePoint.id == cp_id)
+        .where(ChargePoint.id.in_(cp_ids))
         .values(connected_since=now, last_seen=now, stale_since=None)
-        .returning(ChargePoint.company_id, ChargePoint.identity)
+        .returning(ChargePoint.id, ChargePoint.company_id, ChargePoint.identity)
         .execution_options(synchronize_session=False)
-    ).first()
-    if row is not None:
-        _announce_ids(cp_id, row.company_id, "connected")
-        emit(None, "chargepoint.connected", row.company_id, _cp_data(cp_id, row.identity))
+    ).all()
+    for cp_id, company_id, identity in sorted(rows):
+        _announce_ids(cp_id, company_id, "connected")
+        emit(None, "chargepoint.connected", company_id, _cp_data(cp_id, identity))
         incidents.on_connected(cp_id, now)
     return now
 
 
 def record_disconnected(cp_id: int, since: datetime) -> None:
-    """Mark the charge point disconnected, unless a newer connection has marked it since.
-    The announcement names the company it belongs to now, not when it connected."""
+    """Mark the charge point disconnected, unless a newer connection has marked it since."""
+    record_disconnections([(cp_id, since)])
+
+
+def record_disconnections(marks: list[tuple[int, datetime]]) -> None:
+    """Mark charge points disconnected, each (cp_id, the mark its connection got) unless a
+    newer connection has marked it since: one UPDATE for all. The announcements name the
+    company each belongs to now, not when it connected."""
     now = utcnow()
-    row = db.session.execute(
+    rows = db.session.execute(
         update(ChargePoint)
-        .where(ChargePoint.id == cp_id, ChargePoint.connected_since == since)
+        .where(tuple_(ChargePoint.id, ChargePoint.connected_since).in_(marks))
         .values(connected_since=None, stale_since=None)
-        .returning(ChargePoint.company_id, ChargePoint.identity)
+        .returning(ChargePoint.id, ChargePoint.company_id, ChargePoint.identity)
         .execution_options(synchronize_session=False)
-    ).first()
-    if row is not None:
-        _announce_ids(cp_id, row.company_id, "disconnected")
-        emit(None, "chargepoint.disconnected", row.company_id, _cp_data(cp_id, row.identity))
-        incidents.on_disconnected(cp_id, row.company_id, now)
+    ).all()
+    for cp_id, company_id, identity in sorted(rows):
+        _announce_ids(cp_id, company_id, "disconnected")
+        emit(None, "chargepoint.disconnected", company_id, _cp_data(cp_id, identity))
+        incidents.on_disconnected(cp_id, company_id, now)
 
 
 def _cp_data(cp_id: int, identity: str, **more) -> dict:
@@ -294,7 +301,6 @@ def record_boot(chargepoint: ChargePoint, boot: dict) -> str:
         setattr(chargepoint, attribute, boot.get(ocpp_name))
     if chargepoint.registration_status == "Accepted":
         chargepoint.last_boot = utcnow()
-    db.session.flush()
     _announce(chargepoint, "booted")
     emit(
         None,

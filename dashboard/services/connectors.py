@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from sqlalchemy import Select, bindparam, func, inspect, select
+from sqlalchemy import Select, bindparam, func, inspect, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import contains_eager
 
@@ -380,23 +380,26 @@ def record_ocpp_status(
     info: str | None = None,
     vendor_id: str | None = None,
     vendor_error_code: str | None = None,
+    recorded: set | None = None,
 ) -> ConnectorStatusHistory | None:
     """A StatusNotification from charge point `cp_id` for a connector (> 0). A connector the
     charge point reports but Plugboard does not know yet is registered with defaults. A
     retried CALL (same message id, same content) is recognised and records nothing: returns
     None then. This is the hot path of OCPP ingest: a caller that records many at once
-    loads their connectors (with their charge points) in one query first, and the lookup
-    here then finds them in the session."""
+    loads their connectors (with their charge points) in one query first, so that the
+    lookup here finds them in the session, and gives `recorded`, what `recorded_already`
+    found of them all in one query."""
     connector = db.session.get(Connector, (connector_id, cp_id))
-    # A retry carries an event time already applied (or none): only then look for it.
-    maybe_retry = connector is not None and (
-        event_time is None
-        or connector.status_timestamp is None
-        or event_time <= connector.status_timestamp
-    )
-    if maybe_retry and _already_recorded(
-        cp_id, connector_id, status, error_code, message_id, event_time
-    ):
+    event = (cp_id, connector_id, message_id, status, error_code, event_time)
+    if recorded is None:
+        # A retry carries an event time already applied (or none): only then look for it.
+        maybe_retry = connector is not None and (
+            event_time is None
+            or connector.status_timestamp is None
+            or event_time <= connector.status_timestamp
+        )
+        recorded = recorded_already([event]) if maybe_retry else set()
+    if event in recorded:
         return None
     if connector is None:
         connector = _register(db.session.get(ChargePoint, cp_id), connector_id, {})
@@ -414,22 +417,37 @@ def record_ocpp_status(
     return row
 
 
-def _already_recorded(cp_id, connector_id, status, error_code, message_id, event_time) -> bool:
-    """Whether this exact event was recorded under this message id. Charge points reuse
-    message ids after a reboot, so the id alone is not enough: the content must match too."""
+def recorded_already(events: list[tuple]) -> set[tuple]:
+    """Which of `events`, each (cp_id, connector_id, message_id, status, error_code,
+    event_time or None), were recorded already under their message id: one query for all.
+    Charge points reuse message ids after a reboot, so the id alone is not enough: the
+    content must match too, and an event without a time of its own is the same only when
+    it was received within RETRY_WINDOW."""
+    if not events:
+        return set()
     History = ConnectorStatusHistory
-    query = select(History.id).where(
-        History.connector_cp_id == cp_id,
-        History.message_id == message_id,
-        History.connector_id == connector_id,
-        History.status == status,
-        History.error_code == error_code,
+    rows = db.session.execute(
+        select(
+            History.connector_cp_id,
+            History.connector_id,
+            History.message_id,
+            History.status,
+            History.error_code,
+            History.event_time,
+            History.received,
+        ).where(
+            tuple_(History.connector_cp_id, History.message_id).in_(
+                {(event[0], event[2]) for event in events}
+            )
+        )
     )
-    if event_time is not None:
-        query = query.where(History.event_time == event_time)
-    else:  # no timestamp: only a retry close in time is the same event
-        query = query.where(History.received > utcnow() - RETRY_WINDOW)
-    return db.session.scalar(query.limit(1)) is not None
+    recent = utcnow() - RETRY_WINDOW
+    found = set()
+    for cp_id, connector_id, message_id, status, error_code, event_time, received in rows:
+        found.add((cp_id, connector_id, message_id, status, error_code, event_time))
+        if received > recent:
+            found.add((cp_id, connector_id, message_id, status, error_code, None))
+    return found & set(events)
 
 
 def status_counts() -> dict[tuple[str, int], int]:

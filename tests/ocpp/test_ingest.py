@@ -98,3 +98,48 @@ def test_a_batch_registers_new_connectors_once_without_falling_back(app, world, 
         assert history == ["Preparing", "Charging"]
         assert db.session.get(Connector, (3, world.cp_b)).connector_status == "Available"
         assert db.session.get(Connector, (8, world.cp_a)).connector_status == "Faulted"
+
+
+def test_a_batch_recognises_retries_with_one_query(app, world):
+    """A status sent again (same message id and content: with its own time, or without one
+    within the retry window) records nothing, whether its first sending was in an earlier
+    batch or in the same one; a reused id with other content is a new event. The batch
+    looks for all of them in one query, not one each."""
+    from sqlalchemy import event
+
+    from dashboard.ocpp16.ingest import _Item
+
+    batcher = StatusBatcher(app)
+    untimed = {**status(1, "Preparing", 1), "event_time": None, "message_id": "u-1"}
+    with app.app_context():
+        batcher._write([_Item(world.cp_a, status(1, "Charging", 5)), _Item(world.cp_a, untimed)])
+    items = [
+        _Item(world.cp_a, status(1, "Charging", 5)),  # sent again, timed
+        _Item(world.cp_a, dict(untimed)),  # sent again, untimed
+        _Item(world.cp_a, {**untimed, "status": "Finishing"}),  # the id reused: new
+        _Item(world.cp_b, status(2, "Available", 1)),
+        _Item(world.cp_b, status(2, "Available", 1)),  # twice in this batch
+    ]
+    statements = []
+    with app.app_context():
+        engine = db.engine
+        listener = lambda *args: statements.append(args[2])  # noqa: E731
+        event.listen(engine, "before_cursor_execute", listener)
+        try:
+            batcher._write(items)
+        finally:
+            event.remove(engine, "before_cursor_execute", listener)
+    assert [item.error for item in items] == [None] * 5
+    looked_up = [s for s in statements if "message_id" in s and s.lstrip().startswith("SELECT")]
+    assert len(looked_up) == 1
+    with app.app_context():
+        rows = db.session.execute(
+            select(ConnectorStatusHistory.connector_cp_id, ConnectorStatusHistory.status)
+            .order_by(ConnectorStatusHistory.id)
+        ).all()
+    assert [tuple(r) for r in rows] == [
+        (world.cp_a, "Charging"),
+        (world.cp_a, "Preparing"),
+        (world.cp_a, "Finishing"),
+        (world.cp_b, "Available"),
+    ]
