@@ -20,10 +20,10 @@ import time
 from dataclasses import dataclass, field
 
 from flask import Flask, current_app
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import joinedload
 
-from dashboard.extensions import db
+from dashboard.extensions import among, db
 from dashboard.metrics import INGEST_BATCH_SIZE, INGEST_COMMIT_SECONDS
 from dashboard.models import ChargePoint, Connector
 from dashboard.models.types import utcnow
@@ -137,26 +137,29 @@ class StatusBatcher:
             for item in batch
             if item.kind in (STATUS, METER) and item.fields.get("connector_id")
         }
+        reported = {cp_id for cp_id, _ in keys}
         cp_ids = {item.cp_id for item in batch if item.kind != DISCONNECTED}
-        # One query puts every connector of the batch in the session: the lookups of
+        # One query puts every connector of the batch (and the others of its charge
+        # points) in the session: the lookups of
         # record_ocpp_status then hit the identity map, which holds objects only while
         # something refers to them: hence `loaded`, kept until the batch is recorded.
         loaded = (
             db.session.scalars(
                 select(Connector)
                 .options(joinedload(Connector.chargepoint))
-                .where(tuple_(Connector.connector_cp_id, Connector.connector_id).in_(keys))
+                .where(among(Connector.connector_cp_id, reported))
             ).all()
-            if keys
+            if reported
             else []
         )
         known = {(c.connector_cp_id, c.connector_id) for c in loaded}
+        loaded_cps = {c.connector_cp_id for c in loaded}
         # The charge points that boot, or whose connectors are reported for the first
         # time, so that neither needs a query of its own.
         unloaded = {item.cp_id for item in batch if item.kind in (STATUS, METER, BOOT)}
-        unloaded -= {c.connector_cp_id for c in loaded}
+        unloaded -= loaded_cps
         chargepoints = (
-            db.session.scalars(select(ChargePoint).where(ChargePoint.id.in_(unloaded))).all()
+            db.session.scalars(select(ChargePoint).where(among(ChargePoint.id, unloaded))).all()
             if unloaded
             else []
         )
@@ -190,7 +193,7 @@ class StatusBatcher:
         if cp_ids:
             db.session.execute(
                 update(ChargePoint)
-                .where(ChargePoint.id.in_(cp_ids))
+                .where(among(ChargePoint.id, cp_ids))
                 .values(last_seen=utcnow())
                 .execution_options(synchronize_session=False)
             )

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import and_, case, func, or_, select, tuple_, update
 
-from dashboard.extensions import db
+from dashboard.extensions import among, db
 from dashboard.live.events import publish_after_commit
 from dashboard.models import ChargePoint, Company, ConnectivityEvent, Connector, User
 from dashboard.models.types import utcnow
@@ -232,7 +232,7 @@ def record_connected(*cp_ids: int) -> datetime:
     now = utcnow()
     rows = db.session.execute(
         update(ChargePoint)
-        .where(ChargePoint.id.in_(cp_ids))
+        .where(among(ChargePoint.id, cp_ids))
         .values(connected_since=now, last_seen=now, stale_since=None)
         .returning(ChargePoint.id, ChargePoint.company_id, ChargePoint.identity)
         .execution_options(synchronize_session=False)
