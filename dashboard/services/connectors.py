@@ -381,7 +381,7 @@ def _take_history(session: Session, flush_context, instances) -> None:
     rows = session.info.pop(_HISTORY, None)
     if not rows or session.get_bind().dialect.name != "postgresql":
         return
-    taken = [row for row in rows if row in session.new]
+    taken = [row for row in rows if inspect(row).pending]  # not removed meanwhile
     for row in taken:
         session.expunge(row)
     if any(isinstance(new, Connector) for new in session.new):
