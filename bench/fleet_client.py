@@ -3,11 +3,13 @@ raw, pre-serialised OCPP 1.6-J frames over `websockets` (no `ocpp` package, no s
 validation, no per-message objects), so that the server's limit is measured, not the
 client's. Several of these run side by side.
 
-Connects its charge points at a ramp rate (each boots and reports every connector), waits
-until `--start-at` (a wall-clock time shared by every client process), then offers
-StatusNotifications at each step's rate for the step's seconds. A charge point never has
-two calls outstanding (OCPP 1.6); a message that finds every charge point busy is counted
-as not sent. Prints one JSON line per step, and one for the connections.
+Connects its charge points at a ramp rate, evenly or (`--jitter`) each at a uniform random
+time within the same window, as a fleet reconnecting after a restart does (each boots and
+reports every connector); waits until `--start-at` (a wall-clock time shared by every
+client process), then offers StatusNotifications at each step's rate for the step's
+seconds. A charge point never has two calls outstanding (OCPP 1.6); a message that finds
+every charge point busy is counted as not sent. Prints one JSON line per step, and one
+for the connections.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import resource
 import time
 
@@ -107,11 +110,16 @@ class Client:
         self.dropped += 1
 
     async def connect_all(self) -> None:
-        interval = 1 / self.args.ramp
+        window = len(self.fleet) / self.args.ramp
+        if self.args.jitter:  # as chargers after a restart: each at a uniform random time
+            chance = random.Random(self.args.first)
+            offsets = sorted(chance.uniform(0, window) for _ in self.fleet)
+        else:  # evenly spaced
+            offsets = [index / self.args.ramp for index in range(len(self.fleet))]
         tasks = []
         start = time.monotonic()
-        for index, cp in enumerate(self.fleet):
-            delay = start + index * interval - time.monotonic()
+        for cp, offset in zip(self.fleet, offsets, strict=True):
+            delay = start + offset - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
             tasks.append(asyncio.create_task(self.open(cp)))
@@ -221,6 +229,9 @@ def main() -> None:
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--connectors", type=int, default=2)
     parser.add_argument("--ramp", type=float, default=200)
+    parser.add_argument(
+        "--jitter", action="store_true", help="connect at uniform random times, not evenly"
+    )
     parser.add_argument("--start-at", type=float, required=True)
     parser.add_argument(
         "--steps",

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import heapq
+import itertools
 import logging
 import re
 import threading
@@ -16,7 +18,7 @@ import time
 from flask import Blueprint, Response, abort, current_app, g, request
 from sqlalchemy import select
 
-from dashboard.extensions import db, reads_only, sock
+from dashboard.extensions import among, db, reads_only, sock
 from dashboard.models import ChargePoint, Connector
 from dashboard.ocpp16 import registry, remote
 from dashboard.ocpp16.connection import Connection
@@ -80,43 +82,107 @@ def admit():
     db.session.rollback()  # hold no transaction across the upgrade
 
 
-def fresh_statuses(app, connection: Connection) -> None:
-    """Once the connection has stayed up OCPP_STATUS_SETTLE_SECONDS since it opened (or
-    since the charge point's last BootNotification), ask it (TriggerMessage) for the status
-    of every connector it has not reported since: a charge point that reconnects says
-    nothing, and its last statuses may be hours old. Logged as `system` calls."""
-    settle = app.config["OCPP_STATUS_SETTLE_SECONDS"]
-    if settle <= 0:
-        return
-    while True:
-        wait = connection.settle_from + settle - time.monotonic()
-        if wait <= 0:
-            break
-        if connection.closed.wait(wait):
-            return  # gone before it settled
-    with app.app_context():
-        try:
-            known = set(
-                db.session.scalars(
-                    select(Connector.connector_id).where(
-                        Connector.connector_cp_id == connection.cp_id
+class FreshStatuses:
+    """Once a connection has stayed up OCPP_STATUS_SETTLE_SECONDS since it opened (or since
+    the charge point's last BootNotification), its charge point is asked (TriggerMessage)
+    for the status of every connector it has not reported since: a charge point that
+    reconnects says nothing, and its last statuses may be hours old. Logged as `system`
+    calls. One thread per process keeps the connections in order of when they settle and
+    looks up the connectors of all that settle together in one query: no thread waits
+    per connection (memory), and a fleet reconnecting costs no query per charge point."""
+
+    def __init__(self, app):
+        self.app = app
+        self._due: list[tuple[float, int, Connection]] = []
+        self._count = itertools.count()
+        self._lock = threading.Lock()
+        self._wakeup = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, connection: Connection) -> None:
+        if self.app.config["OCPP_STATUS_SETTLE_SECONDS"] <= 0:
+            return
+        with self._lock:
+            heapq.heappush(self._due, (self._settles(connection), next(self._count), connection))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="ocpp-fresh-statuses", daemon=True
+                )
+                self._thread.start()
+        self._wakeup.set()
+
+    def _settles(self, connection: Connection) -> float:
+        return connection.settle_from + self.app.config["OCPP_STATUS_SETTLE_SECONDS"]
+
+    def _run(self) -> None:
+        while True:
+            settled = []
+            with self._lock:
+                now = time.monotonic()
+                while self._due and self._due[0][0] <= now:
+                    _, _, connection = heapq.heappop(self._due)
+                    if connection.closed.is_set():
+                        continue  # gone before it settled
+                    if self._settles(connection) > now:  # booted since: settles later
+                        heapq.heappush(
+                            self._due, (self._settles(connection), next(self._count), connection)
+                        )
+                    else:
+                        settled.append(connection)
+                wait = self._due[0][0] - now if self._due else None
+                self._wakeup.clear()
+            if settled:
+                self._ask(settled)
+            self._wakeup.wait(wait)
+
+    def _ask(self, settled: list[Connection]) -> None:
+        with self.app.app_context():
+            try:
+                known: dict[int, set[int]] = {}
+                rows = db.session.execute(
+                    select(Connector.connector_cp_id, Connector.connector_id).where(
+                        among(Connector.connector_cp_id, {c.cp_id for c in settled})
                     )
                 )
-            )
-            missing = sorted(known - connection.reported)
-            if not missing or connection.closed.is_set() or not connection.registered:
+                for cp_id, number in rows:
+                    known.setdefault(cp_id, set()).add(number)
+            except Exception:
+                log.exception("looking up the connectors of settled connections failed")
                 return
-            # One call for all when none reported; else one per connector missing.
-            for number in [None] if missing == sorted(known) else missing:
-                commands.trigger_message(
-                    SYSTEM, connection.cp_id, "StatusNotification", number, "system"
-                )
-        except ServiceError as exc:
-            log.info("%s: statuses not asked for (%s)", connection.identity, exc.message)
-        except Exception:
-            log.exception("%s: asking for fresh statuses failed", connection.identity)
-        finally:
-            db.session.remove()
+            finally:
+                db.session.remove()
+        for connection in settled:
+            ids = known.get(connection.cp_id, set())
+            missing = sorted(ids - connection.reported)
+            if missing and connection.registered and not connection.closed.is_set():
+                # One call for all when none was reported; else one per connector missing.
+                numbers = [None] if missing == sorted(ids) else missing
+                threading.Thread(
+                    target=self._trigger, args=(connection, numbers), daemon=True
+                ).start()
+
+    def _trigger(self, connection: Connection, numbers: list[int | None]) -> None:
+        with self.app.app_context():
+            try:
+                for number in numbers:
+                    commands.trigger_message(
+                        SYSTEM, connection.cp_id, "StatusNotification", number, "system"
+                    )
+            except ServiceError as exc:
+                log.info("%s: statuses not asked for (%s)", connection.identity, exc.message)
+            except Exception:
+                log.exception("%s: asking for fresh statuses failed", connection.identity)
+            finally:
+                db.session.remove()
+
+
+def fresh_statuses() -> FreshStatuses:
+    """This process's FreshStatuses for the current application."""
+    app = current_app._get_current_object()
+    found = app.extensions.get("ocpp_fresh_statuses")
+    if found is None:
+        found = app.extensions.setdefault("ocpp_fresh_statuses", FreshStatuses(app))
+    return found
 
 
 @sock.route("/ocpp/<identity>", bp=bp)
@@ -139,8 +205,7 @@ def ocpp(ws, identity: str):
         since = batcher().submit(cp_id, CONNECTED)
         connection.last_seen_written = time.monotonic()  # the mark wrote it
         log.info("%s: connected", identity)
-        app = current_app._get_current_object()
-        threading.Thread(target=fresh_statuses, args=(app, connection), daemon=True).start()
+        fresh_statuses().watch(connection)
         connection.run(current_app.config["OCPP_IDLE_TIMEOUT"])
     finally:
         connection.closed.set()

@@ -52,7 +52,7 @@ def boot_notification(connection, frame: Frame) -> dict:
         _gone(connection)
     status, connection.registered = booted
     connection.last_seen_written = time.monotonic()  # the batch wrote it
-    # After a boot, every connector's status is due again (see fresh_statuses).
+    # After a boot, every connector's status is due again (see FreshStatuses).
     connection.reported.clear()
     connection.settle_from = time.monotonic()
     config = current_app.config
