@@ -174,7 +174,7 @@ def main() -> int:
     url, server = database("postgresql", workdir)
     process = bare = None
     try:
-        fill(url, args.count)
+        fill(url, args.count, connectors=2)  # a fleet reconnecting after a restart
         process, port = serve(url, args.workers, workdir / "gunicorn.log")
         time.sleep(2)
         workers = children(process.pid)

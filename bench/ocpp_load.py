@@ -32,14 +32,16 @@ from common import ROOT, clean_up, database, serve, start_bare_server
 from dashboard import create_app
 from dashboard.cli import create_company
 from dashboard.extensions import db
-from dashboard.models import ChargePoint, ConnectorStatusHistory, MeterValue
+from dashboard.models import ChargePoint, Connector, ConnectorStatusHistory, MeterValue
 from dashboard.models.types import utcnow
 from dashboard.services.permissions import sync_builtin_roles
 
 PREFIX = "LOAD-"
 
 
-def fill(url: str, count: int) -> None:
+def fill(url: str, count: int, connectors: int = 0) -> None:
+    """`count` charge points of one company; with `connectors`, each has that many,
+    Available, and has booted before: a fleet that reconnects rather than a new one."""
     from flask_migrate import upgrade
 
     app = create_app({"SECRET_KEY": "bench", "SQLALCHEMY_DATABASE_URI": url})
@@ -58,10 +60,27 @@ def fill(url: str, count: int) -> None:
                     "registration_status": "Accepted",
                     "created": now,
                     "updated": now,
+                    "last_boot": now if connectors else None,
                 }
                 for n in range(1, count + 1)
             ],
         )
+        if connectors:
+            db.session.execute(
+                db.insert(Connector),
+                [
+                    {
+                        "connector_cp_id": cp_id,
+                        "connector_id": number,
+                        "connector_status": "Available",
+                        "connector_error_code": "NoError",
+                        "connector_created": now,
+                        "connector_updated": now,
+                    }
+                    for cp_id in db.session.scalars(db.select(ChargePoint.id))
+                    for number in range(1, connectors + 1)
+                ],
+            )
         db.session.commit()
         db.engine.dispose()
 

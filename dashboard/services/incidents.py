@@ -371,11 +371,18 @@ def _flapping(now: datetime, in_force: _Rules) -> None:
     """Open an incident for each charge point that connected more often than its rule
     allows within the rule's window (no hold-down: the count is the evidence); resolve
     those that have calmed down."""
-    windows = {in_force.defaults["flapping"].seconds} | {
-        rule.seconds for (_, kind), rule in in_force.overrides.items() if kind == "flapping"
-    }
+    rules = [in_force.defaults["flapping"]] + [
+        rule for (_, kind), rule in in_force.overrides.items() if kind == "flapping"
+    ]
+    # The lowest threshold of each window: charge points under it flap under no rule, and
+    # are not read (after a fleet reconnects, that is all of them).
+    windows: dict[int, int] = {}
+    for rule in rules:
+        windows[rule.seconds] = min(
+            windows.get(rule.seconds, rule.threshold or 0), rule.threshold or 0
+        )
     counts: dict[tuple[int, int], tuple[int, datetime]] = {}
-    for window in windows:  # one query per distinct window (usually one)
+    for window, lowest in windows.items():  # one query per distinct window (usually one)
         rows = db.session.execute(
             select(ConnectivityEvent.cp_id, func.count(), func.min(ConnectivityEvent.at))
             .where(
@@ -383,6 +390,7 @@ def _flapping(now: datetime, in_force: _Rules) -> None:
                 ConnectivityEvent.at > now - timedelta(seconds=window),
             )
             .group_by(ConnectivityEvent.cp_id)
+            .having(func.count() > lowest)
         )
         for cp_id, count, first in rows:
             counts[(cp_id, window)] = (count, first)
