@@ -1,5 +1,6 @@
 """Extension objects, created once at import and bound to the app in `create_app()`."""
 
+from flask import current_app
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -34,6 +35,16 @@ sock = Sock()
 csrf = CSRFProtect()
 # Rate limits are opt-in per view (the sign-in form); storage: RATELIMIT_STORAGE_URI.
 limiter = Limiter(key_func=get_remote_address)
+
+
+def of_this_process(name: str, make):
+    """The one `make(app)` of this process for the current application (a batcher, a
+    scheduler), made the first time it is asked for."""
+    app = current_app._get_current_object()
+    found = app.extensions.get(name)
+    if found is None:
+        found = app.extensions.setdefault(name, make(app))
+    return found
 
 
 def reads_only() -> None:

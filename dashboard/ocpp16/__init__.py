@@ -18,7 +18,7 @@ import time
 from flask import Blueprint, Response, abort, current_app, g, request
 from sqlalchemy import select
 
-from dashboard.extensions import among, db, reads_only, sock
+from dashboard.extensions import among, db, of_this_process, reads_only, sock
 from dashboard.models import ChargePoint, Connector
 from dashboard.ocpp16 import registry, remote
 from dashboard.ocpp16.connection import Connection
@@ -87,9 +87,11 @@ class FreshStatuses:
     the charge point's last BootNotification), its charge point is asked (TriggerMessage)
     for the status of every connector it has not reported since: a charge point that
     reconnects says nothing, and its last statuses may be hours old. Logged as `system`
-    calls. One thread per process keeps the connections in order of when they settle and
-    looks up the connectors of all that settle together in one query: no thread waits
-    per connection (memory), and a fleet reconnecting costs no query per charge point."""
+    calls. A connection still handling a frame then (its boot, in a fleet reconnecting at
+    once) is looked at again a period later. One thread per process keeps the connections
+    in order of when they settle and looks up the connectors of all that settle together
+    in one query: no thread waits per connection (memory), and a fleet reconnecting costs
+    no query per charge point."""
 
     def __init__(self, app):
         self.app = app
@@ -127,6 +129,11 @@ class FreshStatuses:
                         heapq.heappush(
                             self._due, (self._settles(connection), next(self._count), connection)
                         )
+                    elif connection.busy:
+                        # A frame of its still unanswered (its boot, in a fleet that
+                        # reconnects at once): not settled; look again a period later.
+                        again = now + self.app.config["OCPP_STATUS_SETTLE_SECONDS"]
+                        heapq.heappush(self._due, (again, next(self._count), connection))
                     else:
                         settled.append(connection)
                 wait = self._due[0][0] - now if self._due else None
@@ -178,11 +185,7 @@ class FreshStatuses:
 
 def fresh_statuses() -> FreshStatuses:
     """This process's FreshStatuses for the current application."""
-    app = current_app._get_current_object()
-    found = app.extensions.get("ocpp_fresh_statuses")
-    if found is None:
-        found = app.extensions.setdefault("ocpp_fresh_statuses", FreshStatuses(app))
-    return found
+    return of_this_process("ocpp_fresh_statuses", FreshStatuses)
 
 
 @sock.route("/ocpp/<identity>", bp=bp)

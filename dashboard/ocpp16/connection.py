@@ -89,6 +89,11 @@ class Connection:
         self._busy = False
         self._draining = False
 
+    @property
+    def busy(self) -> bool:
+        """Whether a frame of the charge point is being handled (its reply not sent yet)."""
+        return self._busy
+
     def send(self, text: str) -> None:
         """Send one frame (thread-safe)."""
         with self._send_lock:

@@ -19,11 +19,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from flask import Flask, current_app
+from flask import Flask
 from sqlalchemy import select, update
 from sqlalchemy.orm import joinedload
 
-from dashboard.extensions import among, db
+from dashboard.extensions import among, db, of_this_process
 from dashboard.metrics import INGEST_BATCH_SIZE, INGEST_COMMIT_SECONDS
 from dashboard.models import ChargePoint, Connector
 from dashboard.models.types import utcnow
@@ -222,8 +222,4 @@ def _event(item: _Item) -> tuple:
 
 def batcher() -> StatusBatcher:
     """This process's batcher for the current application."""
-    app = current_app._get_current_object()
-    found = app.extensions.get("ocpp_status_batcher")
-    if found is None:
-        found = app.extensions.setdefault("ocpp_status_batcher", StatusBatcher(app))
-    return found
+    return of_this_process("ocpp_status_batcher", StatusBatcher)
