@@ -134,8 +134,9 @@ def test_a_batch_recognises_retries_with_one_query(app, world):
     assert len(looked_up) == 1
     with app.app_context():
         rows = db.session.execute(
-            select(ConnectorStatusHistory.connector_cp_id, ConnectorStatusHistory.status)
-            .order_by(ConnectorStatusHistory.id)
+            select(ConnectorStatusHistory.connector_cp_id, ConnectorStatusHistory.status).order_by(
+                ConnectorStatusHistory.id
+            )
         ).all()
     assert [tuple(r) for r in rows] == [
         (world.cp_a, "Charging"),
