@@ -4,7 +4,12 @@ processes), beside the bare asyncio server (bench/bare_server.py) in the same ru
 
 For each server: the fleet connects as after a restart (a reconnect storm: each charge
 point at a uniform random time within `--storm` seconds; it boots and reports every
-connector); then StatusNotifications are offered in steps of rising rate.
+connector); then the steady state of the fleet (`--steady` seconds: heartbeats every 60 s,
+a status change per connector every 2 minutes, MeterValues every 30 s for a third of the
+charge points) while `--browsers` signed-in browser sockets of the fleet's company watch
+the connectors list and `--probes` more charge points send StatusNotifications whose
+fragments the browsers time (live latency, as bench/live_latency.py measures it); then
+StatusNotifications are offered in steps of rising rate.
 Prints, per step and server, what was acknowledged per second with p50 / p99, the worker
 CPU per acknowledged message (from /proc), and the load generator's own CPU; then the
 capacity of each (the highest step acknowledged at ≥ 98 % of what was offered with p99
@@ -13,24 +18,38 @@ acknowledged status checked in the database; and the resident memory per 1,000 c
 charge points per worker.
 
     .venv/bin/python bench/fleet.py [--count 10000] [--rates 500,1000,1500,2000,2500]
-        [--seconds 10] [--clients 2] [--storm 30]
+        [--seconds 10] [--clients 2] [--storm 30] [--steady 30] [--browsers 10]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 from common import ROOT, clean_up, database, serve, start_bare_server
-from fleet_client import GAP, schedule
+from fleet_client import BOOT, GAP, schedule
+from live_latency import CYCLE, PASSWORD, browser, login
 from ocpp_load import PREFIX, fill, stored_statuses
+from sqlalchemy import select, update
+from websockets.asyncio.client import connect
+
+from dashboard import create_app
+from dashboard.cli import create_user
+from dashboard.extensions import db
+from dashboard.models import ChargePoint, Company
+from dashboard.services.chargepoints import create_chargepoint
+from dashboard.services.permissions import SYSTEM
+
+OBSERVER = "observer@example.com"
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -57,13 +76,19 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def drive(url: str, args, steps: list[tuple[float, float]], servers: list[int]) -> dict:
+def drive(
+    url: str, args, steps: list[tuple[float | None, float]], servers: list[int], observe=None
+) -> dict:
     """Run the client processes against `url`; sample the servers' CPU per step and their
-    memory once connected. Returns the merged figures."""
+    memory once connected; `observe(seconds)`, if given, runs in a thread through the
+    steady step (rate None) and its result is returned as figures["live"]. Returns the
+    merged figures."""
     share = args.count // args.clients
     connect_time = args.storm + 40
     start_at = time.time() + connect_time
-    per_client = ",".join(f"{rate / args.clients}:{seconds}" for rate, seconds in steps)
+    per_client = ",".join(
+        f"{'steady' if rate is None else rate / args.clients}:{seconds}" for rate, seconds in steps
+    )
     memory_before = {pid: rss_mb(pid) for pid in servers}
     clients = [
         subprocess.Popen(
@@ -95,11 +120,17 @@ def drive(url: str, args, steps: list[tuple[float, float]], servers: list[int]) 
     time.sleep(max(0.0, start_at - time.time() - 1))
     memory = {pid: rss_mb(pid) - memory_before[pid] for pid in servers}
     server_cpu = []
-    for begin in schedule(start_at, steps):
+    observer, live = None, {}
+    for begin, (rate, seconds) in zip(schedule(start_at, steps), steps, strict=True):
         time.sleep(max(0.0, begin - time.time()))
+        if rate is None and observe is not None:
+            observer = threading.Thread(target=lambda s=seconds: live.update(observe(s)))
+            observer.start()
         before = cpu_seconds(servers)
         time.sleep(steps[len(server_cpu)][1] + GAP - 0.5)
         server_cpu.append(cpu_seconds(servers) - before)
+    if observer is not None:
+        observer.join(timeout=120)
     lines = []
     for client in clients:
         out, _ = client.communicate(timeout=600)
@@ -114,6 +145,7 @@ def drive(url: str, args, steps: list[tuple[float, float]], servers: list[int]) 
             pid: grown / max(1, connected / len(servers)) * 1000 for pid, grown in memory.items()
         },
         "steps": [],
+        "live": live,
     }
     for index, (rate, seconds) in enumerate(steps):
         parts = [c[1 + index] for c in lines]
@@ -122,6 +154,7 @@ def drive(url: str, args, steps: list[tuple[float, float]], servers: list[int]) 
             {
                 "rate": rate,
                 "acked_per_s": acked / seconds,
+                "acked_statuses": sum(p["acked_statuses"] for p in parts),
                 "sent": sum(p["sent"] for p in parts),
                 "skipped": sum(p["skipped"] for p in parts),
                 "errors": sum(p["errors"] for p in parts),
@@ -135,9 +168,99 @@ def drive(url: str, args, steps: list[tuple[float, float]], servers: list[int]) 
     return figures
 
 
+def add_observers(url: str, probes: int) -> None:
+    """A user of the fleet's company, who watches; `probes` more charge points of it."""
+    app = create_app({"SECRET_KEY": "bench", "SQLALCHEMY_DATABASE_URI": url})
+    with app.app_context():
+        company = db.session.scalar(select(Company).where(Company.name == "Load"))
+        create_user(OBSERVER, PASSWORD, "company_user", company.id)
+        for n in range(probes):
+            create_chargepoint(SYSTEM, identity=f"PROBE-{n}", company_id=company.id)
+        db.session.execute(
+            update(ChargePoint)
+            .where(ChargePoint.identity.like("PROBE-%"))
+            .values(registration_status="Accepted")
+        )
+        db.session.commit()
+        db.engine.dispose()
+
+
+async def observe(port: int, seconds: float, probes: int, browsers: int) -> dict:
+    """Browser sockets of the fleet's company watch the connectors list while each probe
+    charge point sends a StatusNotification a second carrying a unique `info`, which the
+    row fragment shows: the time from sent to fragment received, on every socket."""
+    cookie = await asyncio.to_thread(login, port, OBSERVER)
+    stop, ready, received, sent, acks = asyncio.Event(), [], [], {}, []
+    watching = [
+        asyncio.create_task(browser(port, cookie, 0, received, stop, ready))
+        for _ in range(browsers)
+    ]
+    for _ in range(100):
+        if len(ready) == browsers:
+            break
+        await asyncio.sleep(0.1)
+
+    async def probe(n: int) -> None:
+        async with connect(
+            f"ws://127.0.0.1:{port}/ocpp/PROBE-{n}",
+            subprotocols=["ocpp1.6"],
+            ping_interval=None,
+            compression=None,
+            open_timeout=30,
+        ) as ws:
+            await ws.send(BOOT.format(n=n))
+            await ws.recv()
+            start = time.monotonic() + n / probes  # spread over each second
+            step = 0
+            while (due := start + step) < start + seconds - 2:
+                await asyncio.sleep(max(0.0, due - time.monotonic()))
+                token = f"m{n}-{step}"
+                status = CYCLE[(step // 2) % len(CYCLE)]
+                frame = json.dumps(
+                    [
+                        2,
+                        f"p{step}",
+                        "StatusNotification",
+                        {
+                            "connectorId": 1 + step % 2,
+                            "errorCode": "NoError",
+                            "status": status,
+                            "info": token,
+                        },
+                    ]
+                )
+                sent[token] = time.monotonic()
+                await ws.send(frame)
+                if json.loads(await ws.recv())[0] == 3:
+                    acks.append(token)
+                step += 1
+
+    await asyncio.gather(*(probe(n) for n in range(probes)))
+    await asyncio.sleep(2)
+    stop.set()
+    await asyncio.gather(*watching)
+    latencies = sorted((at - sent[token]) * 1000 for _, token, at in received if token in sent)
+    latencies = latencies or [float("nan")]
+
+    def pct(p: float) -> float:
+        return latencies[min(len(latencies) - 1, int(p * len(latencies)))]
+
+    return {
+        "browsers": len(ready),
+        "sent": len(sent),
+        "acked": len(acks),
+        "fragments": len(latencies),
+        "p50_ms": pct(0.5),
+        "p95_ms": pct(0.95),
+        "p99_ms": pct(0.99),
+    }
+
+
 def capacity(figures: dict) -> float:
     best = 0.0
     for step in figures["steps"]:
+        if step["rate"] is None:
+            continue
         if step["acked_per_s"] >= 0.98 * step["rate"] and step["p99_ms"] < 1000:
             best = max(best, step["acked_per_s"])
     return best
@@ -149,8 +272,9 @@ def show(name: str, figures: dict) -> None:
         f"{figures['connect_seconds']:.0f} s, p99 connect {figures['p99_connect_ms']:.0f} ms"
     )
     for step in figures["steps"]:
+        offered = "steady mix" if step["rate"] is None else f"offered {step['rate']:>6,.0f}/s"
         print(
-            f"  offered {step['rate']:>6,.0f}/s: acknowledged {step['acked_per_s']:>6,.0f}/s, "
+            f"  {offered}: acknowledged {step['acked_per_s']:>6,.0f}/s, "
             f"p50 {step['p50_ms']:>7.1f} ms, p99 {step['p99_ms']:>7.1f} ms, "
             f"errors {step['errors']}, not sent (all busy) {step['skipped']}, "
             f"server CPU {step['server_cpu_ms_per_ack']:.2f} ms/ack, "
@@ -166,8 +290,13 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=2)
     parser.add_argument("--storm", type=float, default=30)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--steady", type=float, default=30, help="seconds; 0: none")
+    parser.add_argument("--browsers", type=int, default=10)
+    parser.add_argument("--probes", type=int, default=10)
     args = parser.parse_args()
     steps = [(float(rate), args.seconds) for rate in args.rates.split(",")]
+    if args.steady:
+        steps.insert(0, (None, args.steady))
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     workdir = Path(tempfile.mkdtemp(prefix="plugboard-fleet-"))
@@ -175,7 +304,13 @@ def main() -> int:
     process = bare = None
     try:
         fill(url, args.count, connectors=2)  # a fleet reconnecting after a restart
-        process, port = serve(url, args.workers, workdir / "gunicorn.log")
+        add_observers(url, args.probes)
+        process, port = serve(
+            url,
+            args.workers,
+            workdir / "gunicorn.log",
+            {"LOGIN_LIMIT_PER_ADDRESS": "1000 per minute"},
+        )
         time.sleep(2)
         workers = children(process.pid)
         print(
@@ -183,20 +318,35 @@ def main() -> int:
             f"processes, connecting within {args.storm:.0f} s; gunicorn {len(workers)} gevent "
             "workers, PostgreSQL, Redis"
         )
-        plugboard = drive(f"ws://127.0.0.1:{port}/ocpp", args, steps, workers)
+        plugboard = drive(
+            f"ws://127.0.0.1:{port}/ocpp",
+            args,
+            steps,
+            workers,
+            lambda seconds: asyncio.run(observe(port, seconds, args.probes, args.browsers)),
+        )
         process.terminate()
         process.wait(timeout=60)
         process = None
         show("plugboard", plugboard)
         stored = stored_statuses(url)
-        acked = sum(s["acked_per_s"] * args.seconds for s in plugboard["steps"])
-        expected = acked + 2 * plugboard["connected"]
+        acked = sum(s["acked_statuses"] for s in plugboard["steps"])
+        expected = acked + 2 * plugboard["connected"] + plugboard["live"].get("acked", 0)
         print(
             f"plugboard: {stored:,} status rows stored for {expected:,.0f} acknowledged: "
             f"{'all persisted' if stored >= expected else 'MISSING'}"
         )
         for pid, mb in plugboard["memory_mb_per_1000_per_worker"].items():
             print(f"plugboard: worker {pid}: {mb:.1f} MB resident per 1,000 charge points")
+
+        live = plugboard["live"]
+        if live:
+            print(
+                f"plugboard: live, {live['browsers']} browser sockets of the fleet's company "
+                f"watching the connectors list: {live['fragments']} probe fragments timed "
+                f"({live['sent']} probe statuses), p50 {live['p50_ms']:.1f} ms, p95 "
+                f"{live['p95_ms']:.1f} ms, p99 {live['p99_ms']:.1f} ms"
+            )
 
         bare, bare_port = start_bare_server()
         baseline = drive(f"ws://127.0.0.1:{bare_port}/ocpp", args, steps, [bare.pid])
@@ -214,6 +364,15 @@ def main() -> int:
             f"{'met' if theirs and ours >= 0.5 * theirs else 'NOT met'}"
         )
         print(f"goal: >= 2,000 persisted/s at p99 < 1 s: {'met' if ours >= 2000 else 'NOT met'}")
+        steady = next((s for s in plugboard["steps"] if s["rate"] is None), None)
+        if steady is not None:
+            met = steady["p99_ms"] < 200 and live and live["p95_ms"] < 100 and not steady["errors"]
+            print(
+                f"goal: steady state ({steady['acked_per_s']:,.0f} messages/s) p99 "
+                f"acknowledgement < 200 ms and live p95 < 100 ms: p99 {steady['p99_ms']:.0f} ms, "
+                f"live p95 {live.get('p95_ms', float('nan')):.0f} ms: "
+                + ("met" if met else "NOT met")
+            )
         print(
             f"goal: reconnect storm ({args.count:,} within {args.storm:.0f} s) all accepted, "
             f"booted and reported within 60 s, p99 handshake < 5 s: "

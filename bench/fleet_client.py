@@ -7,7 +7,8 @@ Connects its charge points at a ramp rate, evenly or (`--jitter`) each at a unif
 time within the same window, as a fleet reconnecting after a restart does (each boots and
 reports every connector); waits until `--start-at` (a wall-clock time shared by every
 client process), then offers StatusNotifications at each step's rate for the step's
-seconds. A charge point never has two calls outstanding (OCPP 1.6); a message that finds
+seconds (or, for a step whose rate is `steady`, the steady mix of a fleet). A charge
+point never has two calls outstanding (OCPP 1.6); a message that finds
 every charge point busy is counted as not sent. Prints one JSON line per step, and one
 for the connections.
 """
@@ -20,6 +21,7 @@ import json
 import random
 import resource
 import time
+from datetime import UTC, datetime
 
 from websockets.asyncio.client import connect
 
@@ -29,6 +31,27 @@ STATUS = (
     '[2,"{id}","StatusNotification",{{"connectorId":{connector},"errorCode":"NoError",'
     '"status":"{status}"}}]'
 )
+HEARTBEAT = '[2,"{id}","Heartbeat",{{}}]'
+METER = (
+    '[2,"{id}","MeterValues",{{"connectorId":{connector},"meterValue":[{{"timestamp":"{at}",'
+    '"sampledValue":[{{"value":"{value}","measurand":"Energy.Active.Import.Register",'
+    '"unit":"Wh"}}]}}]}}]'
+)
+# The steady state of a fleet (issue 15, goal 3), per charge point: a heartbeat every 60 s,
+# a status change per connector every 2 minutes on average (two connectors: one a minute),
+# and, for the third of them charging, MeterValues every 30 s (one every 90 s over all):
+# heartbeats, statuses and meter values in the proportions 3 : 3 : 2.
+STEADY_KINDS = (
+    "status",
+    "heartbeat",
+    "meter",
+    "status",
+    "heartbeat",
+    "meter",
+    "status",
+    "heartbeat",
+)
+STEADY_PER_CP = 1 / 60 + 1 / 60 + 1 / 90  # messages per second per charge point
 
 
 def cpu() -> float:
@@ -61,6 +84,7 @@ class Client:
         self.latencies: list[float] = []
         self.acked = 0
         self.errors = 0
+        self.acked_statuses = 0
 
     async def open(self, cp: ChargePoint) -> None:
         started = time.monotonic()
@@ -96,12 +120,14 @@ class Client:
                 # '[3,"id",{}]' or '[4,"id",...]': the id is the second element.
                 kind = raw[1]
                 message_id = raw.split('"', 2)[1]
-                sent = cp.waiting.pop(message_id, None)
+                waiting = cp.waiting.pop(message_id, None)
                 cp.busy = False
-                if sent is None:
+                if waiting is None:
                     continue
+                sent, what = waiting
                 if kind == "3":
                     self.acked += 1
+                    self.acked_statuses += what == "status"
                     self.latencies.append(time.monotonic() - sent)
                 else:
                     self.errors += 1
@@ -140,8 +166,12 @@ class Client:
             flush=True,
         )
 
-    async def offer(self, rate: float, seconds: float, label: str) -> None:
-        self.acked = self.errors = 0
+    async def offer(self, rate: float | None, seconds: float, label: str) -> None:
+        """Offer `rate` StatusNotifications a second, or (`rate` None) the steady mix."""
+        mix = rate is None
+        if mix:
+            rate = STEADY_PER_CP * len(self.fleet)
+        self.acked = self.errors = self.acked_statuses = 0
         self.latencies = []
         sent = skipped = 0
         cpu_start = cpu()
@@ -150,6 +180,7 @@ class Client:
         tick = 0.01
         start = time.monotonic()
         while (now := time.monotonic()) - start < seconds:
+            at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
             # Messages due by now (from the elapsed time, so that a slow tick catches up).
             while sent + skipped < rate * (now - start):
                 for _ in range(len(live)):  # the next charge point with no call outstanding
@@ -163,12 +194,17 @@ class Client:
                 cp.busy = True
                 cp.n += 1
                 message_id = f"{label}-{cp.n}"
-                frame = STATUS.format(
-                    id=message_id,
-                    connector=1 + cp.n % cp.connectors,
-                    status=STATUSES[cp.n % len(STATUSES)],
-                )
-                cp.waiting[message_id] = time.monotonic()
+                kind = STEADY_KINDS[sent % len(STEADY_KINDS)] if mix else "status"
+                connector = 1 + cp.n % cp.connectors
+                if kind == "heartbeat":
+                    frame = HEARTBEAT.format(id=message_id)
+                elif kind == "meter":
+                    frame = METER.format(id=message_id, connector=connector, at=at, value=cp.n)
+                else:
+                    frame = STATUS.format(
+                        id=message_id, connector=connector, status=STATUSES[cp.n % len(STATUSES)]
+                    )
+                cp.waiting[message_id] = (time.monotonic(), kind)
                 sent += 1
                 try:
                     await cp.ws.send(frame)
@@ -188,6 +224,7 @@ class Client:
                     "sent": sent,
                     "skipped": skipped,
                     "acked": self.acked,
+                    "acked_statuses": self.acked_statuses,
                     "errors": self.errors,
                     "p50_ms": latencies[len(latencies) // 2] * 1000,
                     "p99_ms": latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1000,
@@ -235,9 +272,12 @@ def main() -> None:
     parser.add_argument("--start-at", type=float, required=True)
     parser.add_argument(
         "--steps",
-        type=lambda text: [tuple(map(float, s.split(":"))) for s in text.split(",")],
+        type=lambda text: [
+            (None if rate == "steady" else float(rate), float(seconds))
+            for rate, seconds in (step.split(":") for step in text.split(","))
+        ],
         required=True,
-        help="rate:seconds,... (this process's share)",
+        help="rate:seconds,... (this process's share); `steady` for a rate: the steady mix",
     )
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

@@ -137,6 +137,7 @@ def test_two_workers_scraped_give_the_totals(app, world, two_workers):
             _value(text, "plugboard_connectors", status="Available", company_id=world.company_a)
             == FLEET
         )
-        # Each worker's batches: the StatusNotifications and the heartbeats ("seen").
-        assert _value(text, "plugboard_ingest_batch_size_sum") == 2 * FLEET
+        # Each worker's batches: the connected marks, the boots, the StatusNotifications
+        # and the heartbeats ("seen").
+        assert _value(text, "plugboard_ingest_batch_size_sum") == 4 * FLEET
     assert "M-0" not in "".join(scrapes)  # no identity is a label

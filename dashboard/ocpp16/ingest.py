@@ -140,9 +140,9 @@ class StatusBatcher:
         reported = {cp_id for cp_id, _ in keys}
         cp_ids = {item.cp_id for item in batch if item.kind != DISCONNECTED}
         # One query puts every connector of the batch (and the others of its charge
-        # points) in the session: the lookups of
-        # record_ocpp_status then hit the identity map, which holds objects only while
-        # something refers to them: hence `loaded`, kept until the batch is recorded.
+        # points) in the session: the lookups of record_ocpp_status then hit the identity
+        # map, which holds objects only while something refers to them: hence `loaded`,
+        # kept until the batch is recorded.
         loaded = (
             db.session.scalars(
                 select(Connector)
