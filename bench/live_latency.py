@@ -40,7 +40,7 @@ from dashboard.services.chargepoints import create_chargepoint
 from dashboard.services.permissions import SYSTEM, sync_builtin_roles
 from tests.servers import RedisServer
 
-TOKEN = re.compile(r"<td>(m\d+-\d+)</td>")
+TOKEN = re.compile(r"<td[^>]*>(m\d+-\d+)</td>")  # the Info cell of a connector row
 PASSWORD = "bench-password"
 CYCLE = ["Preparing", "Charging", "SuspendedEV", "Charging", "Finishing", "Available"]
 
