@@ -241,6 +241,12 @@ def live(ws):
         socket.connector_id = request.args.get("connector", type=int)
     rights = (user.can("update.connector"), user.can("delete.connector"))
     admitted = account_state(user.id)
+    # The user as admitted, kept loaded out of the session: each fragment below ends with
+    # a rollback, which would expire them, and the row templates read the role
+    # (`current_user.is_superadmin`, `.can`): a query for every fragment rendered. An
+    # account changed meanwhile closes the socket (`recheck`).
+    db.session.expunge(user.role)
+    db.session.expunge(user)
     # Loading the user opened a transaction: give its connection back to the pool, or a
     # few dozen open browsers would hold every database connection of this process.
     db.session.rollback()
