@@ -50,7 +50,10 @@ def of_this_process(name: str, make):
 def reads_only() -> None:
     """Run what the session does next, until it gives its connection back, in autocommit
     mode: a read needs no transaction, and PostgreSQL is spared the BEGIN and the COMMIT or
-    ROLLBACK round trips. Call it before the session's first query, and only for reads."""
+    ROLLBACK round trips. Call it before the session's first query, and only for reads; a
+    session that has its connection already keeps it as it is."""
+    if db.session().in_transaction():
+        return
     db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
 

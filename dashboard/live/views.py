@@ -14,7 +14,7 @@ from simple_websocket import ConnectionClosed
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
-from dashboard.extensions import db, reads_only, sock
+from dashboard.extensions import among, db, reads_only, sock
 from dashboard.live.channel import LiveSocket, hub
 from dashboard.models import ChargePoint, Connector, Role, User
 from dashboard.services import chargepoints as chargepoint_service
@@ -170,37 +170,87 @@ class _RenderCache:
         self._lock = threading.Lock()
         self._size = size
 
-    def get(self, key: tuple, render) -> str:
+    def get_many(self, keys: list[tuple], render_many) -> list[str | None]:
+        """The fragment of each key. Those no one has rendered yet are claimed and
+        rendered here, all together (`render_many(indexes)` returns their fragments, in
+        order); those another socket is rendering are waited for, after."""
+        entries, mine = [], []
         with self._lock:
-            entry = self._items.get(key)
-            first = entry is None
-            if first:
-                entry = self._items[key] = _Rendering()
-                while len(self._items) > self._size:
-                    self._items.popitem(last=False)
-        if first:
+            for index, key in enumerate(keys):
+                entry = self._items.get(key)
+                if entry is None:
+                    entry = self._items[key] = _Rendering()
+                    mine.append(index)
+                entries.append(entry)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        if mine:
             try:
-                entry.html = render()
+                for index, html in zip(mine, render_many(mine), strict=True):
+                    entries[index].html = html
             finally:
-                if entry.html is None:  # it failed: let the next one try again
-                    with self._lock:
-                        self._items.pop(key, None)
-                entry.done.set()
-            return entry.html
-        entry.done.wait()
-        return entry.html if entry.html is not None else render()
+                for index in mine:
+                    if entries[index].html is None:  # it failed: let the next one try again
+                        with self._lock:
+                            self._items.pop(keys[index], None)
+                    entries[index].done.set()
+        missing = []
+        for index, entry in enumerate(entries):
+            entry.done.wait()
+            if entry.html is None:
+                missing.append(index)
+        if missing:  # its renderer failed: render it here
+            for index, html in zip(missing, render_many(missing), strict=True):
+                entries[index].html = html
+        return [entry.html for entry in entries]
 
 
 _rendered = _RenderCache()
 
 
-def fragments_for(view: str, scope: int | None, rights: tuple, event: dict) -> str:
-    """`_fragments`, rendered once per event for every socket that would render it alike:
-    the same view, the same company `scope`, and the same `rights` (what the row's
-    controls depend on)."""
-    return _rendered.get(
-        (event["event_id"], view, scope, *rights), lambda: _fragments(view, scope, event)
+def fragments_for(view: str, scope: int | None, rights: tuple, events: list[dict]) -> list[str]:
+    """`_fragments` of each event, rendered once per event for every socket that would
+    render it alike: the same view, the same company `scope`, and the same `rights` (what
+    the row's controls depend on). What this socket renders itself is read from the
+    database in one query for all (`_prefetch`), and the session is given back after."""
+
+    def render_many(indexes: list[int]) -> list[str]:
+        try:
+            chosen = [events[index] for index in indexes]
+            loaded = _prefetch(chosen) if view in ROW_VIEWS else []
+            htmls = [_fragments(view, scope, event) for event in chosen]
+            del loaded
+            return htmls
+        finally:
+            db.session.rollback()  # read-only: release the connection at once
+
+    return _rendered.get_many(
+        [(event["event_id"], view, scope, *rights) for event in events], render_many
     )
+
+
+# The views whose fragment for a connector event is the connector's row.
+ROW_VIEWS = frozenset({"connectors", "chargepoint"})
+
+
+def _prefetch(events: list[dict]) -> list[Connector]:
+    """The connectors that the connector events among `events` are about (with the others
+    of their charge points), their charge points and companies, read in one query: their
+    fragments then render from the session. Returned, to be kept while they render (the
+    identity map holds only what something refers to)."""
+    cp_ids = {
+        event["cp_id"]
+        for event in events
+        if event["type"] == "connector" and event["action"] != "deleted"
+    }
+    if len(cp_ids) < 2:
+        return []
+    reads_only()
+    return db.session.scalars(
+        select(Connector)
+        .where(among(Connector.connector_cp_id, cp_ids))
+        .options(joinedload(Connector.chargepoint).joinedload(ChargePoint.company))
+    ).all()
 
 
 def account_state(user_id: int) -> tuple | None:
@@ -271,12 +321,7 @@ def live(ws):
             if overflowed:
                 ws.send(RESYNC)
                 continue
-            parts = []
-            for event in pending:
-                try:
-                    parts.append(fragments_for(view, socket.scope, rights, event))
-                finally:
-                    db.session.rollback()  # read-only: release the connection at once
+            parts = fragments_for(view, socket.scope, rights, pending)
             html = "".join(part for part in parts if part)
             if html:
                 ws.send(html)

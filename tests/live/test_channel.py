@@ -141,23 +141,67 @@ def test_an_event_is_rendered_once_for_every_socket_that_shows_it_alike():
 
     cache, calls = _RenderCache(size=10), []
 
-    def render():
-        calls.append(1)
+    def render(indexes):
+        calls.append(len(indexes))
         time.sleep(0.05)  # the other sockets ask while it renders
-        return "<tr>row</tr>"
+        return ["<tr>row</tr>"] * len(indexes)
 
     results = []
     threads = [
-        threading.Thread(target=lambda: results.append(cache.get(("e1", "connectors"), render)))
+        threading.Thread(
+            target=lambda: results.append(cache.get_many([("e1", "connectors")], render))
+        )
         for _ in range(20)
     ]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(5)
-    assert results == ["<tr>row</tr>"] * 20
-    assert len(calls) == 1
-    assert cache.get(("e1", "chargepoint"), lambda: "other") == "other"  # another page
+    assert results == [["<tr>row</tr>"]] * 20
+    assert calls == [1]
+    other = cache.get_many([("e1", "chargepoint")], lambda indexes: ["other"])  # another page
+    assert other == ["other"]
+
+
+def test_a_socket_renders_what_no_one_has_together_and_waits_for_the_rest():
+    """Socket B asks for events 1 to 3 while socket A renders 2: B renders 1 and 3 in one
+    call (one read of the database for both), then takes A's 2."""
+    import threading
+
+    from dashboard.live.views import _RenderCache
+
+    cache, started, release = _RenderCache(size=10), threading.Event(), threading.Event()
+    calls = []
+
+    def slow(indexes):
+        calls.append(("A", indexes))
+        started.set()
+        release.wait(5)
+        return ["two"]
+
+    a = threading.Thread(target=lambda: cache.get_many([("e2", "v")], slow))
+    a.start()
+    started.wait(5)
+    keys = [("e1", "v"), ("e2", "v"), ("e3", "v")]
+    got = []
+
+    def b():
+        got.append(
+            cache.get_many(
+                keys,
+                lambda indexes: calls.append(("B", indexes)) or [f"e{i + 1}" for i in indexes],
+            )
+        )
+
+    thread = threading.Thread(target=b)
+    thread.start()
+    thread.join(0.3)
+    assert thread.is_alive()  # waiting for A's render of e2
+    release.set()
+    thread.join(5)
+    a.join(5)
+    assert got == [["e1", "two", "e3"]]
+    assert calls == [("A", [0]), ("B", [0, 2])]
 
 
 def test_a_failed_render_is_tried_again_and_the_cache_stays_bounded():
@@ -165,12 +209,12 @@ def test_a_failed_render_is_tried_again_and_the_cache_stays_bounded():
 
     cache = _RenderCache(size=3)
 
-    def fails():
+    def fails(indexes):
         raise RuntimeError("database gone")
 
     with pytest.raises(RuntimeError):
-        cache.get(("e1", "v"), fails)
-    assert cache.get(("e1", "v"), lambda: "ok") == "ok"
+        cache.get_many([("e1", "v")], fails)
+    assert cache.get_many([("e1", "v")], lambda indexes: ["ok"]) == ["ok"]
     for n in range(10):
-        cache.get((f"e{n + 2}", "v"), lambda: "x")
+        cache.get_many([(f"e{n + 2}", "v")], lambda indexes: ["x"])
     assert len(cache._items) == 3
