@@ -821,7 +821,9 @@ def monthly(
     bars = [PortUptime(0, 0, "", start, max(start, min(end, now))) for start, end in periods]
     if not ports:
         return bars
-    next_day = _next_day() or periods[0][0].date()
+    # Aggregated days are added up until the aggregator's mark, and never past `now` (a
+    # report as of an earlier time; days after it are not over for it).
+    next_day = min(_next_day() or periods[0][0].date(), now.date())
     boundary = midnight(next_day)
     bucket = case(
         *[(UptimeDay.day < end.date(), n) for n, (_, end) in enumerate(periods)],

@@ -204,3 +204,19 @@ def test_days_the_aggregator_never_saw_are_read_from_the_history(h, world):
     for bar in bars:
         whole = uptime.total(uptime.compute(ports, bar.start, bar.end, now=NOW), bar.start, bar.end)
         assert round(bar.outage_seconds) == round(whole.outage_seconds) > 0
+
+
+def test_a_report_as_of_an_earlier_time_adds_no_later_day(h, world):
+    """Aggregates of days after the report's `now` (written by a process on a later clock)
+    are not counted in it: the month so far ends at `now`."""
+    cp = world.cp_a
+    _history(h, cp)
+    _aggregate(now=NOW + timedelta(days=10))
+    scope = uptime.Scope(cp_id=cp)
+    bar = uptime.monthly(SYSTEM, scope, NOW.date(), count=1, now=NOW)[0]
+    ports = uptime.ports_in(SYSTEM, scope)
+    whole = uptime.total(uptime.compute(ports, bar.start, bar.end, now=NOW), bar.start, bar.end)
+    assert (round(bar.seconds), round(bar.outage_seconds)) == (
+        round(whole.seconds),
+        round(whole.outage_seconds),
+    )
