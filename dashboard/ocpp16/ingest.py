@@ -34,7 +34,7 @@ from dashboard.services.chargepoints import (
     record_disconnections,
 )
 from dashboard.services.charging import record_meter_values
-from dashboard.services.connectors import record_ocpp_status, recorded_already
+from dashboard.services.connectors import record_ocpp_status, recorded_already, status_event
 
 log = logging.getLogger(__name__)
 
@@ -132,12 +132,11 @@ class StatusBatcher:
         marks = [(item.cp_id, item.fields["since"]) for item in batch if item.kind == DISCONNECTED]
         if marks:
             record_disconnections(marks)
-        keys = {
-            (item.cp_id, item.fields["connector_id"])
+        reported = {
+            item.cp_id
             for item in batch
             if item.kind in (STATUS, METER) and item.fields.get("connector_id")
         }
-        reported = {cp_id for cp_id, _ in keys}
         cp_ids = {item.cp_id for item in batch if item.kind != DISCONNECTED}
         # One query puts every connector of the batch (and the others of its charge
         # points) in the session: the lookups of record_ocpp_status then hit the identity
@@ -163,11 +162,10 @@ class StatusBatcher:
             if unloaded
             else []
         )
-        statuses = [item for item in batch if item.kind == STATUS]
-        events = {id(item): _event(item) for item in statuses}
-        # Retries among them (the same message sent again), found in one query; an event
-        # recorded here joins them, should the batch hold it twice.
-        recorded = recorded_already(list(events.values()))
+        # Retries among the statuses (the same message sent again), found in one query.
+        recorded = recorded_already(
+            [status_event(item.cp_id, **item.fields) for item in batch if item.kind == STATUS]
+        )
         for item in batch:
             if item.kind == METER:
                 record_meter_values(item.cp_id, **item.fields)
@@ -188,7 +186,6 @@ class StatusBatcher:
                 with db.session.no_autoflush:
                     record_ocpp_status(item.cp_id, **item.fields, recorded=recorded)
                 known.add(key)
-            recorded.add(events[id(item)])
         del loaded, chargepoints
         if cp_ids:
             db.session.execute(
@@ -205,19 +202,6 @@ def _boot(cp_id: int, payload: dict) -> tuple[str, bool] | None:
         return None
     status = record_boot(chargepoint, payload)
     return status, is_registered(chargepoint)
-
-
-def _event(item: _Item) -> tuple:
-    """A StatusNotification as `recorded_already` compares them."""
-    fields = item.fields
-    return (
-        item.cp_id,
-        fields["connector_id"],
-        fields["message_id"],
-        fields["status"],
-        fields["error_code"],
-        fields.get("event_time"),
-    )
 
 
 def batcher() -> StatusBatcher:

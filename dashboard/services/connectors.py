@@ -460,9 +460,10 @@ def record_ocpp_status(
     None then. This is the hot path of OCPP ingest: a caller that records many at once
     loads their connectors (with their charge points) in one query first, so that the
     lookup here finds them in the session, and gives `recorded`, what `recorded_already`
-    found of them all in one query."""
+    found of them all in one query (the event recorded here joins it, should the batch
+    hold it twice)."""
     connector = db.session.get(Connector, (connector_id, cp_id))
-    event = (cp_id, connector_id, message_id, status, error_code, event_time)
+    event = status_event(cp_id, connector_id, message_id, status, error_code, event_time)
     if recorded is None:
         # A retry carries an event time already applied (or none): only then look for it.
         maybe_retry = connector is not None and (
@@ -486,12 +487,27 @@ def record_ocpp_status(
         event_time=event_time,
         message_id=message_id,
     )
+    recorded.add(event)
     return row
 
 
+def status_event(
+    cp_id: int,
+    connector_id: int,
+    message_id: str,
+    status: str,
+    error_code: str,
+    event_time: datetime | None = None,
+    **_,
+) -> tuple:
+    """A StatusNotification (the arguments of `record_ocpp_status`) as `recorded_already`
+    compares them."""
+    return (cp_id, connector_id, message_id, status, error_code, event_time)
+
+
 def recorded_already(events: list[tuple]) -> set[tuple]:
-    """Which of `events`, each (cp_id, connector_id, message_id, status, error_code,
-    event_time or None), were recorded already under their message id: one query for all.
+    """Which of `events` (each a `status_event`) were recorded already under their message
+    id: one query for all.
     Charge points reuse message ids after a reboot, so the id alone is not enough: the
     content must match too, and an event without a time of its own is the same only when
     it was received within RETRY_WINDOW."""
