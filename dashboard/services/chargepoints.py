@@ -244,11 +244,6 @@ def record_connected(*cp_ids: int) -> datetime:
     return now
 
 
-def record_disconnected(cp_id: int, since: datetime) -> None:
-    """Mark the charge point disconnected, unless a newer connection has marked it since."""
-    record_disconnections([(cp_id, since)])
-
-
 def record_disconnections(marks: list[tuple[int, datetime]]) -> None:
     """Mark charge points disconnected, each (cp_id, the mark its connection got) unless a
     newer connection has marked it since: one UPDATE for all. The announcements name the

@@ -13,7 +13,7 @@ from dashboard.extensions import db
 from dashboard.models import ChargePoint, Command, Incident
 from dashboard.models.types import utcnow
 from dashboard.services import incidents
-from dashboard.services.chargepoints import record_connected, record_disconnected
+from dashboard.services.chargepoints import record_connected, record_disconnections
 from dashboard.services.connectors import record_ocpp_status, update_connector
 from dashboard.services.permissions import SYSTEM
 from tests.integrations.conftest import add_connectors
@@ -140,7 +140,7 @@ def test_offline_after_five_minutes_and_a_quick_reconnect_is_nothing(app, world)
     with app.app_context():
         since = record_connected(world.cp_a)
         db.session.commit()
-        record_disconnected(world.cp_a, since)
+        record_disconnections([(world.cp_a, since)])
         db.session.commit()
         record_connected(world.cp_a)  # back at once
         db.session.commit()
@@ -148,7 +148,7 @@ def test_offline_after_five_minutes_and_a_quick_reconnect_is_nothing(app, world)
     assert _incidents(app) == []
     with app.app_context():
         since = db.session.get(ChargePoint, world.cp_a).connected_since
-        record_disconnected(world.cp_a, since)
+        record_disconnections([(world.cp_a, since)])
         db.session.commit()
     _sweep(app, 4.9)
     assert _incidents(app) == [("offline", "pending", str(world.cp_a))]
@@ -187,7 +187,7 @@ def test_flapping_opens_and_calms_down(app, world):
     with app.app_context():
         for _ in range(6):
             since = record_connected(world.cp_a)
-            record_disconnected(world.cp_a, since)
+            record_disconnections([(world.cp_a, since)])
         record_connected(world.cp_a)
         db.session.commit()
     _sweep(app, 0)
