@@ -33,6 +33,13 @@ if workers > 1 and not _redis:
         "WEB_CONCURRENCY=1."
     )
 
+try:  # a wrong GC_THRESHOLDS stops the server here, not each worker as it boots
+    from dashboard.gc_tuning import thresholds
+
+    thresholds(os.environ.get("GC_THRESHOLDS"))
+except RuntimeError as exc:
+    sys.exit(f"gunicorn.conf.py: {exc}")
+
 
 class PlugboardWorker(GeventWorker):
     """gunicorn's gevent worker, which on TERM (a stop, or the old workers of a HUP reload)
@@ -99,3 +106,11 @@ def on_exit(server):
     own = os.environ.get("PLUGBOARD_OWN_METRICS_DIR")
     if own and own == os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         shutil.rmtree(own, ignore_errors=True)
+
+
+def post_worker_init(worker):
+    """The worker's garbage collector tuned for thousands of open sockets (dashboard/gc_tuning.py:
+    GC_THRESHOLDS)."""
+    from dashboard import gc_tuning
+
+    gc_tuning.tune(os.environ.get("GC_THRESHOLDS"))

@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 from common import ROOT, clean_up, database, serve, start_bare_server
-from fleet_client import BOOT, GAP, schedule
+from fleet_client import BOOT, GAP, WINDOW, schedule
 from live_latency import CYCLE, PASSWORD, browser, login
 from ocpp_load import PREFIX, fill, stored_statuses
 from sqlalchemy import select, update
@@ -163,6 +163,7 @@ def drive(
                 "server_cpu_ms_per_ack": server_cpu[index] / max(1, acked) * 1000,
                 "client_cpu_share": sum(p["client_cpu"] for p in parts) / (seconds + 2),
                 "dropped": max(p["dropped"] for p in parts),
+                "worst_ms": [max(w) for w in zip(*(p["worst_ms"] for p in parts), strict=True)],
             }
         )
     return figures
@@ -279,6 +280,11 @@ def show(name: str, figures: dict) -> None:
             f"errors {step['errors']}, not sent (all busy) {step['skipped']}, "
             f"server CPU {step['server_cpu_ms_per_ack']:.2f} ms/ack, "
             f"load generator CPU {step['client_cpu_share']:.2f} cores"
+        )
+        print(
+            f"    slowest answer per {WINDOW} s: "
+            + " ".join(f"{worst:.0f}" for worst in step["worst_ms"])
+            + " ms"
         )
 
 

@@ -59,6 +59,10 @@ def cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+# Seconds of a step's timeline of slowest answers.
+WINDOW = 5
+
+
 class ChargePoint:
     def __init__(self, identity: str, connectors: int):
         self.identity = identity
@@ -82,6 +86,7 @@ class Client:
         self.dropped = 0
         self.connect_latencies: list[float] = []
         self.latencies: list[float] = []
+        self.sent_at: list[float] = []  # when each of `latencies` was sent
         self.acked = 0
         self.errors = 0
         self.acked_statuses = 0
@@ -129,6 +134,7 @@ class Client:
                     self.acked += 1
                     self.acked_statuses += what == "status"
                     self.latencies.append(time.monotonic() - sent)
+                    self.sent_at.append(sent)
                 else:
                     self.errors += 1
         except Exception:
@@ -172,7 +178,7 @@ class Client:
         if mix:
             rate = STEADY_PER_CP * len(self.fleet)
         self.acked = self.errors = self.acked_statuses = 0
-        self.latencies = []
+        self.latencies, self.sent_at = [], []
         sent = skipped = 0
         cpu_start = cpu()
         live = [cp for cp in self.fleet if cp.ws is not None]
@@ -213,6 +219,12 @@ class Client:
             await asyncio.sleep(max(0.0, now + tick - time.monotonic()))
         # Answers to the last messages of the step: a little grace, counted in the step.
         await asyncio.sleep(2.0)
+        # The slowest answer to what was sent in each WINDOW seconds of the step: a stall
+        # shows where it happened.
+        worst = [0.0] * (int(seconds // WINDOW) + 1)
+        for sent_at, latency in zip(self.sent_at, self.latencies, strict=True):
+            window = min(len(worst) - 1, int((sent_at - start) // WINDOW))
+            worst[window] = max(worst[window], latency * 1000)
         latencies = sorted(self.latencies) or [0.0]
         print(
             json.dumps(
@@ -228,6 +240,7 @@ class Client:
                     "errors": self.errors,
                     "p50_ms": latencies[len(latencies) // 2] * 1000,
                     "p99_ms": latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1000,
+                    "worst_ms": worst,
                     "client_cpu": cpu() - cpu_start,
                     "dropped": self.dropped,
                 }

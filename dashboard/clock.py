@@ -66,6 +66,7 @@ def _run(app: Flask, job, name: str):
 
 
 def _sweeper(app: Flask) -> None:
+    from dashboard import gc_tuning
     from dashboard.services import digests, incidents, maintenance, uptime
 
     interval = app.config["INCIDENT_SWEEP_SECONDS"]
@@ -77,6 +78,7 @@ def _sweeper(app: Flask) -> None:
         _run(app, lambda: uptime.aggregate_due(max_days=1), "uptime aggregates")
         _run(app, maintenance.prune_due, "pruning")
         _run(app, digests.send_due, "e-mail digest")
+        gc_tuning.record_pauses()
 
 
 # Wake-ups closer together than this are taken as one: under load, every commit of a batch

@@ -46,6 +46,12 @@ INGEST_COMMIT_SECONDS = Histogram(
     "Time to write and commit one ingest batch",
     buckets=_FAST,
 )
+GC_PAUSE_SECONDS = Histogram(
+    "plugboard_gc_pause_seconds",
+    "Garbage collections of the worker, by generation (2: full), and how long each took",
+    ["generation"],
+    buckets=_FAST,
+)
 CALL_SECONDS = Histogram(
     "plugboard_call_seconds",
     "Round trip of calls to charge points, by action and outcome "

@@ -47,6 +47,7 @@ def test_server_database_pool_is_sized_by_the_environment(monkeypatch):
         "pool_recycle": 1800,
         "pool_size": 5,
         "max_overflow": 10,
+        "connect_args": {"options": "-c TimeZone=UTC"},
     }
     monkeypatch.setenv("DATABASE_POOL_SIZE", "50")
     monkeypatch.setenv("DATABASE_MAX_OVERFLOW", "0")
@@ -211,3 +212,35 @@ def test_gunicorn_refuses_several_workers_without_redis():
 def test_gunicorn_runs_several_workers_with_redis():
     result = _gunicorn({"WEB_CONCURRENCY": "3", "REDIS_URL": "redis://127.0.0.1:1/0"})
     assert result.returncode == 0 and re.search(r"^workers\s*=\s*3$", result.stdout, re.M)
+
+
+def test_times_read_back_in_utc_on_both_backends(app):
+    """Stored times come back aware, in datetime.UTC itself (PostgreSQL sessions run in UTC
+    whatever the server's zone, so psycopg needs no conversion), and equal to what was
+    stored, from any zone; a naive time is refused."""
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from sqlalchemy import text, update
+
+    from dashboard.extensions import db
+    from dashboard.models import Company
+
+    summer = datetime(2026, 6, 1, 14, 0, tzinfo=timezone(timedelta(hours=2)))
+    with app.app_context():
+        if db.engine.dialect.name == "postgresql":
+            assert db.session.scalar(text("SHOW TimeZone")) == "UTC"
+        company = Company(name="Zones")
+        db.session.add(company)
+        db.session.commit()
+        company_id = company.id
+        of_it = update(Company).where(Company.id == company_id)
+        db.session.execute(of_it.values(created=summer))
+        db.session.commit()
+        db.session.expunge_all()
+        created = db.session.get(Company, company_id).created
+        assert created.tzinfo is UTC
+        assert created == summer and created.hour == 12
+        db.session.rollback()
+        with pytest.raises(Exception, match="naive datetime"):
+            db.session.execute(of_it.values(created=datetime(2026, 1, 1)))
+        db.session.rollback()

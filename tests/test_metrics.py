@@ -7,6 +7,7 @@ import asyncio
 import glob
 import os
 import re
+import time
 import urllib.request
 
 import pytest
@@ -141,3 +142,12 @@ def test_two_workers_scraped_give_the_totals(app, world, two_workers):
         # and the heartbeats ("seen").
         assert _value(text, "plugboard_ingest_batch_size_sum") == 4 * FLEET
     assert "M-0" not in "".join(scrapes)  # no identity is a label
+    # Each worker timed its collections (dashboard/gc_tuning.py), at least the full one
+    # that froze the loaded application, and its sweeper moved them into the histogram.
+    deadline = time.monotonic() + 15
+    while True:
+        text = _scrape(port)
+        if _value(text, "plugboard_gc_pause_seconds_count", generation="2") >= 2:
+            break
+        assert time.monotonic() < deadline, "no garbage collection of both workers counted"
+        time.sleep(0.5)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from flask import Flask
 from sqlalchemy import select, update
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import joinedload, lazyload
 
 from dashboard.extensions import among, db, of_this_process
 from dashboard.metrics import INGEST_BATCH_SIZE, INGEST_COMMIT_SECONDS
@@ -141,11 +141,11 @@ class StatusBatcher:
         # One query puts every connector of the batch (and the others of its charge
         # points) in the session: the lookups of record_ocpp_status then hit the identity
         # map, which holds objects only while something refers to them: hence `loaded`,
-        # kept until the batch is recorded.
+        # kept until the batch is recorded. Not their companies: ingest needs only ids.
         loaded = (
             db.session.scalars(
                 select(Connector)
-                .options(joinedload(Connector.chargepoint))
+                .options(joinedload(Connector.chargepoint).lazyload(ChargePoint.company))
                 .where(among(Connector.connector_cp_id, reported))
             ).all()
             if reported
@@ -158,7 +158,11 @@ class StatusBatcher:
         unloaded = {item.cp_id for item in batch if item.kind in (STATUS, METER, BOOT)}
         unloaded -= loaded_cps
         chargepoints = (
-            db.session.scalars(select(ChargePoint).where(among(ChargePoint.id, unloaded))).all()
+            db.session.scalars(
+                select(ChargePoint)
+                .options(lazyload(ChargePoint.company))
+                .where(among(ChargePoint.id, unloaded))
+            ).all()
             if unloaded
             else []
         )

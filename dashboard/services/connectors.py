@@ -8,8 +8,11 @@ from functools import lru_cache
 
 from sqlalchemy import Select, bindparam, func, inspect, select, text
 from sqlalchemy import event as sa_event
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, contains_eager
+from sqlalchemy.orm.attributes import get_history, set_committed_value
+from sqlalchemy.orm.exc import StaleDataError
 
 from dashboard.extensions import among, db
 from dashboard.live.events import publish_after_commit
@@ -282,7 +285,9 @@ def apply_status(
         and event_time < connector.status_timestamp
     )
     row = ConnectorStatusHistory(
-        connector=connector,
+        # The relationship only for a new connector, which the unit of work must insert
+        # first: setting it costs as much as the rest of the row.
+        **({"connector": connector} if is_new else {}),
         connector_cp_id=connector.connector_cp_id,
         connector_id=connector.connector_id,
         status=status,
@@ -401,6 +406,69 @@ def _insert_history(session: Session, rows: list[ConnectorStatusHistory] | None)
             _INSERT_HISTORY,
             {name: [getattr(row, name) for row in rows] for name in _HISTORY_COLUMNS},
         )
+
+
+# The connectors a flush changed, on PostgreSQL: one UPDATE of arrays for all of those that
+# changed the same columns (an ingest batch: the status columns, or only the time of the
+# report for a late event), instead of the unit of work's statement per connector, which
+# cost a tenth of an ingest worker. Only their changed columns are written, as the unit of
+# work would (with connector_updated's onupdate), and a connector gone meanwhile fails the
+# flush as it would.
+_CONNECTOR_KEYS = ("connector_id", "connector_cp_id")
+_CONNECTOR_COLUMNS = frozenset(Connector.__table__.c.keys()) - set(_CONNECTOR_KEYS)
+
+
+@lru_cache(maxsize=32)
+def _update_connectors(columns: tuple[str, ...]):
+    table = Connector.__table__
+    names = _CONNECTOR_KEYS + columns
+    dialect = postgresql.dialect()
+    arrays = ", ".join(  # base types: a value too long fails on its column, as it would
+        f"CAST(:{name} AS {table.c[name].type.compile(dialect=dialect).split('(')[0]}[])"
+        for name in names
+    )
+    return text(
+        f"UPDATE connectors SET {', '.join(f'{name} = v.{name}' for name in columns)} "
+        f"FROM unnest({arrays}) AS v({', '.join(names)}) "
+        "WHERE connectors.connector_id = v.connector_id "
+        "AND connectors.connector_cp_id = v.connector_cp_id"
+    ).bindparams(*(bindparam(name, type_=postgresql.ARRAY(table.c[name].type)) for name in names))
+
+
+@sa_event.listens_for(Session, "before_flush")
+def _write_connectors(session: Session, flush_context, instances) -> None:
+    if instances is not None or session.get_bind().dialect.name != "postgresql":
+        return
+    groups: dict[tuple[str, ...], list[tuple[Connector, dict]]] = {}
+    for connector in session.dirty:
+        if type(connector) is not Connector:
+            continue
+        state = inspect(connector)
+        if state.deleted or not state.committed_state.keys() <= _CONNECTOR_COLUMNS:
+            continue  # a change the unit of work had better write (a new key, say)
+        changed = {  # (get_history: state.attrs would make a cycle per connector)
+            key: state.dict[key]
+            for key in state.committed_state
+            if get_history(connector, key).has_changes()
+        }
+        if not changed:
+            continue
+        if "connector_updated" not in changed:
+            changed["connector_updated"] = utcnow()
+        groups.setdefault(tuple(sorted(changed)), []).append((connector, changed))
+    for columns, members in groups.items():
+        values = {
+            name: [getattr(connector, name) for connector, _ in members] for name in _CONNECTOR_KEYS
+        }
+        values.update({name: [changed[name] for _, changed in members] for name in columns})
+        updated = session.connection().execute(_update_connectors(columns), values).rowcount
+        if updated != len(members):
+            raise StaleDataError(
+                f"UPDATE of connectors expected to match {len(members)} rows; {updated} matched"
+            )
+        for connector, changed in members:  # written: nothing left for the unit of work
+            for key, value in changed.items():
+                set_committed_value(connector, key, value)
 
 
 @sa_event.listens_for(Session, "after_soft_rollback")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from dashboard.extensions import db
@@ -144,3 +145,124 @@ def test_a_batch_recognises_retries_with_one_query(app, world):
         (world.cp_a, "Finishing"),
         (world.cp_b, "Available"),
     ]
+
+
+def test_a_batch_writes_its_connectors_with_one_statement_per_set_of_columns(app, world):
+    """The connectors a batch changed are written together (on PostgreSQL one UPDATE for
+    those that changed the same columns; the unit of work's statement per connector on
+    SQLite), each with only what changed: a late status changes only the time it was
+    reported (and the connector's updated time), not the status applied. Both backends
+    end with the same rows."""
+    from sqlalchemy import event
+
+    from dashboard.ocpp16.ingest import _Item
+
+    # Times of today: a status of a day that is over marks that day for the uptime
+    # aggregates, which writes (and flushes) per status.
+    now = datetime.now(UTC)
+    base = max(now - timedelta(minutes=1), now.replace(hour=0, minute=0, second=0))
+
+    def today(connector_id, name, n):
+        return {**status(connector_id, name, n), "event_time": base + timedelta(seconds=n)}
+
+    batcher = StatusBatcher(app)
+    with app.app_context():
+        batcher._write([_Item(world.cp_a, today(n, "Available", 10)) for n in (1, 2, 3)])
+        before = {
+            c.connector_id: (c.connector_updated, c.status_reported)
+            for c in db.session.scalars(select(Connector))
+        }
+    items = [
+        _Item(world.cp_a, {**today(1, "Preparing", 20), "info": "plugged"}),
+        _Item(world.cp_a, {**today(2, "Preparing", 20), "info": "waiting"}),
+        _Item(world.cp_a, today(3, "Charging", 5)),  # older than the state applied: late
+    ]
+    statements = []
+    with app.app_context():
+        engine = db.engine
+        listener = lambda *args: statements.append(args[2])  # noqa: E731
+        event.listen(engine, "before_cursor_execute", listener)
+        try:
+            batcher._write(items)
+        finally:
+            event.remove(engine, "before_cursor_execute", listener)
+    assert [item.error for item in items] == [None] * 3
+    updates = [s for s in statements if s.lstrip().startswith("UPDATE connectors")]
+    if engine.dialect.name == "postgresql":
+        assert len(updates) == 2  # the status columns; only the report time (late)
+    with app.app_context():
+        after = {c.connector_id: c for c in db.session.scalars(select(Connector))}
+        assert [after[n].connector_status for n in (1, 2, 3)] == [
+            "Preparing",
+            "Preparing",
+            "Available",
+        ]
+        assert (after[1].info, after[2].info, after[3].info) == ("plugged", "waiting", None)
+        assert after[3].status_timestamp == base + timedelta(seconds=10)
+        for n in (1, 2, 3):
+            assert after[n].status_reported > before[n][1]
+            assert after[n].connector_updated > before[n][0]
+
+
+def test_a_connector_deleted_under_a_batch_fails_it_as_the_unit_of_work_would(app, world):
+    """A connector deleted by another transaction between the batch's read and its write:
+    the batch's UPDATE matches fewer rows than it changed, the flush fails, and the replay
+    one by one fails that status alone (the charge point gets an error, not a false
+    acknowledgement); the other connector's status is stored."""
+    from sqlalchemy import delete
+    from sqlalchemy import event as sa_event
+
+    from dashboard.ocpp16.ingest import _Item
+
+    batcher = StatusBatcher(app)
+    with app.app_context():
+        batcher._write([_Item(world.cp_a, status(n, "Available", 1)) for n in (1, 2)])
+    removed = []
+
+    def remove_once(session, flush_context, instances):
+        if not removed:
+            removed.append(True)
+            with db.engine.begin() as other:
+                other.execute(
+                    delete(Connector).where(
+                        Connector.connector_cp_id == world.cp_a, Connector.connector_id == 2
+                    )
+                )
+
+    items = [
+        _Item(world.cp_a, status(1, "Charging", 2)),
+        _Item(world.cp_a, status(2, "Charging", 2)),
+    ]
+    with app.app_context():
+        sa_event.listen(db.session(), "before_flush", remove_once)
+        try:
+            batcher._write(items)
+        finally:
+            sa_event.remove(db.session(), "before_flush", remove_once)
+    assert items[0].error is None
+    with app.app_context():
+        assert db.session.get(Connector, (1, world.cp_a)).connector_status == "Charging"
+        gone_or_new = db.session.get(Connector, (2, world.cp_a))
+    # Replayed alone, the status of connector 2 registers it afresh (a connector a charge
+    # point reports is registered): either way, nothing acknowledged is lost.
+    assert items[1].error is None and gone_or_new.connector_status == "Charging"
+
+
+def test_a_flush_of_a_connector_deleted_meanwhile_fails_on_both_backends(app, world):
+    """The unit of work raises StaleDataError when an UPDATE matches no row; the UPDATE of
+    arrays (PostgreSQL) does too, so that no change is taken as written when it was not."""
+    from sqlalchemy import delete
+    from sqlalchemy.orm.exc import StaleDataError
+
+    from dashboard.ocpp16.ingest import _Item
+
+    with app.app_context():
+        StatusBatcher(app)._write([_Item(world.cp_a, status(n, "Available", 1)) for n in (1, 2)])
+    with app.app_context():
+        one, two = db.session.scalars(select(Connector).order_by(Connector.connector_id))
+        with db.engine.begin() as other:
+            other.execute(delete(Connector).where(Connector.connector_id == 2))
+        one.connector_status = two.connector_status = "Unavailable"
+        with pytest.raises(StaleDataError):
+            db.session.flush()
+        db.session.rollback()
