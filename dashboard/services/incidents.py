@@ -20,9 +20,9 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import case, delete, func, literal, select, update
 
-from dashboard.extensions import db, insert_ignoring_duplicates, try_transaction_lock
+from dashboard.extensions import among, db, insert_ignoring_duplicates, try_transaction_lock
 from dashboard.live.events import publish_after_commit
 from dashboard.models import (
     ChargePoint,
@@ -34,7 +34,7 @@ from dashboard.models import (
     User,
 )
 from dashboard.models.incident import KINDS
-from dashboard.models.types import utcnow
+from dashboard.models.types import UTCDateTime, utcnow
 from dashboard.services import outbox, uptime
 from dashboard.services.errors import Conflict, Invalid, NotFound
 from dashboard.services.pagination import Page, paginate
@@ -185,15 +185,38 @@ def _begin(
 def _end(kind: str, subject: str, at: datetime) -> None:
     """The condition `kind` of `subject` ended at `at`: a pending incident is forgotten,
     an open one is resolved."""
+    _end_all(kind, {subject: at})
+
+
+def _end_all(kind: str, ended: dict[str, datetime]) -> None:
+    """`_end` for many subjects (each with the time its condition ended) at once: one
+    DELETE of the pending incidents and one UPDATE of the open ones (a fleet back after an
+    outage ends thousands of pending offline conditions in a sweep)."""
+    if not ended:
+        return
     db.session.execute(
         delete(Incident)
-        .where(Incident.kind == kind, Incident.subject == subject, Incident.state == "pending")
+        .where(Incident.kind == kind, among(Incident.subject, ended), Incident.state == "pending")
         .execution_options(synchronize_session=False)
     )
+    still_open = db.session.scalars(
+        select(Incident.subject).where(
+            Incident.kind == kind, among(Incident.subject, ended), Incident.state == "open"
+        )
+    ).all()
+    if not still_open:
+        return
     resolved = db.session.execute(
         update(Incident)
-        .where(Incident.kind == kind, Incident.subject == subject, Incident.state == "open")
-        .values(state="resolved", resolved_at=at)
+        .where(Incident.kind == kind, among(Incident.subject, still_open))
+        .where(Incident.state == "open")
+        .values(
+            state="resolved",
+            resolved_at=case(
+                {subject: literal(ended[subject], UTCDateTime()) for subject in still_open},
+                value=Incident.subject,
+            ),
+        )
         .returning(Incident.id)
         .execution_options(synchronize_session=False)
     ).scalars()
@@ -350,9 +373,16 @@ def sweep(now: datetime | None = None) -> bool:
             ChargePoint.stale_since.is_(None),
         )
     ).all()
-    for incident, cp in ended:
-        back = cp.connected_since if cp.connected_since >= incident.since else cp.last_seen
-        _end("offline", incident.subject, back or now)
+    _end_all(
+        "offline",
+        {
+            incident.subject: (
+                cp.connected_since if cp.connected_since >= incident.since else cp.last_seen
+            )
+            or now
+            for incident, cp in ended
+        },
+    )
     _flapping(now, in_force)
     # Pending incidents whose hold-down has passed: open.
     for incident in db.session.scalars(

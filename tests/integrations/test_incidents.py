@@ -266,3 +266,53 @@ def test_the_charge_point_itself_faulted_is_an_incident_of_connector_0(app, worl
         record_chargepoint_status(db.session.get(ChargePoint, world.cp_a), "Available", "NoError")
         db.session.commit()
     assert _incidents(app) == [("faulted", "resolved", f"{world.cp_a}/0")]
+
+
+def test_a_fleet_back_after_an_outage_ends_its_conditions_in_a_few_statements(app, world):
+    """Ten charge points disconnected (an outage): four of them long enough for an open
+    incident, the others still pending; all come back. One sweep forgets the pending ones
+    and resolves the open ones, each at the time it came back, with as many statements for
+    ten charge points as for one (a fleet of thousands after a restart)."""
+    from sqlalchemy import event
+
+    from dashboard.services.chargepoints import create_chargepoint
+
+    with app.app_context():
+        cp_ids = [
+            create_chargepoint(
+                SYSTEM, identity=f"OUT-{n}", company_id=world.company_a, name=f"Out {n}"
+            ).id
+            for n in range(10)
+        ]
+        db.session.commit()
+        marks = [(cp_id, record_connected(cp_id)) for cp_id in cp_ids]
+        db.session.commit()
+        record_disconnections(marks)
+        db.session.commit()
+        early = utcnow() - timedelta(minutes=10)
+        db.session.execute(  # four went down ten minutes ago: past the hold-down
+            db.update(Incident).where(Incident.cp_id.in_(cp_ids[:4])).values(since=early)
+        )
+        db.session.commit()
+    _sweep(app, 0)
+    states = {subject: state for kind, state, subject in _incidents(app) if kind == "offline"}
+    assert sorted(states.values()) == ["open"] * 4 + ["pending"] * 6
+    with app.app_context():
+        back = {cp_id: record_connected(cp_id) for cp_id in cp_ids}
+        db.session.commit()
+    statements = []
+    with app.app_context():
+        listener = lambda *args: statements.append(args[2])  # noqa: E731
+        event.listen(db.engine, "before_cursor_execute", listener)
+        try:
+            _sweep(app, 0)
+        finally:
+            event.remove(db.engine, "before_cursor_execute", listener)
+    touching = [s for s in statements if "incidents" in s and not s.startswith("SELECT")]
+    assert len(touching) <= 3, touching  # a DELETE and an UPDATE (or two), not 20
+    assert [(k, s) for k, s, _ in _incidents(app) if k == "offline"] == [
+        ("offline", "resolved")
+    ] * 4
+    with app.app_context():
+        for incident in db.session.scalars(select(Incident).where(Incident.kind == "offline")):
+            assert incident.resolved_at == back[incident.cp_id]
