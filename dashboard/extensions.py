@@ -1,5 +1,7 @@
 """Extension objects, created once at import and bound to the app in `create_app()`."""
 
+from functools import lru_cache
+
 from flask import current_app
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -92,3 +94,42 @@ def insert_ignoring_duplicates(model):
     NOTHING, on PostgreSQL and SQLite alike)."""
     dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
     return dialect.insert(model).on_conflict_do_nothing()
+
+
+# --- statements of arrays (PostgreSQL) ------------------------------------------------------
+# A multi-row INSERT or an executemany has a text of its own for each number of rows, too
+# long for psycopg to keep prepared (it caches texts under 4 kB): on the hot paths (ingest
+# batches, webhook delivery logs) parsing them cost more than running them. These take
+# every row as one array per column instead: one text whatever the number of rows.
+
+
+def array_of(column) -> tuple[str, object]:
+    """The SQL array type to CAST a column's values to (its base type: a value too long
+    still fails on the column, as it would), and the bind type that processes its values."""
+    base = column.type.compile(dialect=postgresql.dialect()).split("(")[0]
+    return f"{base}[]", postgresql.ARRAY(column.type)
+
+
+@lru_cache(maxsize=64)
+def _insert_arrays(table, names: tuple[str, ...]):
+    kinds = {name: array_of(table.c[name]) for name in names}
+    arrays = ", ".join(f"CAST(:{name} AS {kinds[name][0]})" for name in names)
+    columns = ", ".join(names)
+    return text(
+        f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM unnest({arrays}) "
+        f"WITH ORDINALITY AS r({columns}, n) ORDER BY n"
+    ).bindparams(*(bindparam(name, type_=kinds[name][1]) for name in names))
+
+
+def insert_all(table, rows: list[dict], connection=None) -> None:
+    """INSERT `rows` (dicts with the same keys) into `table`, in their order (ids follow
+    it), on `connection` (the session's by default): on PostgreSQL one statement of
+    arrays, elsewhere an executemany."""
+    if not rows:
+        return
+    connection = connection or db.session.connection()
+    if connection.dialect.name != "postgresql":
+        connection.execute(table.insert(), rows)
+        return
+    names = tuple(rows[0])
+    connection.execute(_insert_arrays(table, names), {n: [row[n] for row in rows] for n in names})

@@ -8,13 +8,12 @@ from functools import lru_cache
 
 from sqlalchemy import Select, bindparam, func, inspect, select, text
 from sqlalchemy import event as sa_event
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, contains_eager
 from sqlalchemy.orm.attributes import get_history, set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
-from dashboard.extensions import among, db
+from dashboard.extensions import among, array_of, db, insert_all
 from dashboard.live.events import publish_after_commit
 from dashboard.models import ChargePoint, Company, Connector, ConnectorStatusHistory, User
 from dashboard.models.types import utcnow
@@ -349,32 +348,22 @@ def apply_status(
 
 # History rows added to a session and not written yet; those a flush is writing (below).
 _HISTORY, _FLUSHING_HISTORY = "plugboard_history", "plugboard_history_flushing"
-_HISTORY_COLUMNS = {
-    "connector_id": "integer",
-    "connector_cp_id": "integer",
-    "status": "varchar",
-    "error_code": "varchar",
-    "previous_status": "varchar",
-    "info": "varchar",
-    "vendor_id": "varchar",
-    "vendor_error_code": "varchar",
-    "event_time": "timestamptz",
-    "received": "timestamptz",
-    "source": "varchar",
-    "user_id": "integer",
-    "unexpected": "boolean",
-    "applied": "boolean",
-    "message_id": "varchar",
-}
-# One statement of arrays for all the history rows of a flush, whatever their number, in
-# the order they were added (ids follow it): the unit of work's multi-row INSERT has a
-# text of its own for each number of rows, too long for psycopg to cache, and parsing it
-# cost a quarter of an ingest worker's time.
-_INSERT_HISTORY = text(
-    f"INSERT INTO connector_status_history ({', '.join(_HISTORY_COLUMNS)}) "
-    f"SELECT {', '.join(_HISTORY_COLUMNS)} FROM unnest("
-    + ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in _HISTORY_COLUMNS.items())
-    + f") WITH ORDINALITY AS h({', '.join(_HISTORY_COLUMNS)}, n) ORDER BY n"
+_HISTORY_COLUMNS = (
+    "connector_id",
+    "connector_cp_id",
+    "status",
+    "error_code",
+    "previous_status",
+    "info",
+    "vendor_id",
+    "vendor_error_code",
+    "event_time",
+    "received",
+    "source",
+    "user_id",
+    "unexpected",
+    "applied",
+    "message_id",
 )
 
 
@@ -401,10 +390,13 @@ def _write_history(session: Session, flush_context) -> None:
 
 
 def _insert_history(session: Session, rows: list[ConnectorStatusHistory] | None) -> None:
+    """One statement of arrays for all the history rows of a flush, in the order they
+    were added (ids follow it)."""
     if rows:
-        session.connection().execute(
-            _INSERT_HISTORY,
-            {name: [getattr(row, name) for row in rows] for name in _HISTORY_COLUMNS},
+        insert_all(
+            ConnectorStatusHistory.__table__,
+            [{name: getattr(row, name) for name in _HISTORY_COLUMNS} for row in rows],
+            session.connection(),
         )
 
 
@@ -422,17 +414,14 @@ _CONNECTOR_COLUMNS = frozenset(Connector.__table__.c.keys()) - set(_CONNECTOR_KE
 def _update_connectors(columns: tuple[str, ...]):
     table = Connector.__table__
     names = _CONNECTOR_KEYS + columns
-    dialect = postgresql.dialect()
-    arrays = ", ".join(  # base types: a value too long fails on its column, as it would
-        f"CAST(:{name} AS {table.c[name].type.compile(dialect=dialect).split('(')[0]}[])"
-        for name in names
-    )
+    kinds = {name: array_of(table.c[name]) for name in names}
+    arrays = ", ".join(f"CAST(:{name} AS {kinds[name][0]})" for name in names)
     return text(
         f"UPDATE connectors SET {', '.join(f'{name} = v.{name}' for name in columns)} "
         f"FROM unnest({arrays}) AS v({', '.join(names)}) "
         "WHERE connectors.connector_id = v.connector_id "
         "AND connectors.connector_cp_id = v.connector_cp_id"
-    ).bindparams(*(bindparam(name, type_=postgresql.ARRAY(table.c[name].type)) for name in names))
+    ).bindparams(*(bindparam(name, type_=kinds[name][1]) for name in names))
 
 
 @sa_event.listens_for(Session, "before_flush")

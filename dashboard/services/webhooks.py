@@ -36,10 +36,10 @@ from urllib.parse import urlsplit
 
 import urllib3
 from flask import current_app
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, update
 from standardwebhooks.webhooks import Webhook
 
-from dashboard.extensions import db, reads_only
+from dashboard.extensions import db, insert_all, reads_only
 from dashboard.metrics import WEBHOOK_DELIVERIES
 from dashboard.models import OutboxEvent, User, WebhookDelivery, WebhookEndpoint
 from dashboard.models.types import utcnow
@@ -602,7 +602,7 @@ class _State:
             db.session.rollback()
             raise LeaseLost(self.id)
         if self.rows:
-            db.session.execute(insert(WebhookDelivery.__table__), self.rows)
+            insert_all(WebhookDelivery.__table__, self.rows)
         db.session.commit()
         self.rows = []
         self.saved_cursor = self.cursor
