@@ -9,16 +9,20 @@ a status change per connector every 2 minutes, MeterValues every 30 s for a thir
 charge points) while `--browsers` signed-in browser sockets of the fleet's company watch
 the connectors list and `--probes` more charge points send StatusNotifications whose
 fragments the browsers time (live latency, as bench/live_latency.py measures it); then
-StatusNotifications are offered in steps of rising rate.
+StatusNotifications are offered in steps of rising rate; last, a deploy (`--deploy`
+seconds at `--deploy-rate`): 5 s in, gunicorn is reloaded (SIGHUP), its old workers close
+every charge point socket with 1012 and the charge points come back within 5 s each.
 Prints, per step and server, what was acknowledged per second with p50 / p99, the worker
 CPU per acknowledged message (from /proc), and the load generator's own CPU; then the
 capacity of each (the highest step acknowledged at ≥ 98 % of what was offered with p99
 under 1 s), Plugboard's against the bare server's and against 2,000 persisted/s; every
 acknowledged status checked in the database; and the resident memory per 1,000 connected
-charge points per worker.
+charge points per worker; for the deploy, the sockets closed with 1012, how many came
+back and how soon, acknowledged statuses missing and messages stored twice.
 
     .venv/bin/python bench/fleet.py [--count 10000] [--rates 500,1000,1500,2000,2500]
         [--seconds 10] [--clients 2] [--storm 30] [--steady 30] [--browsers 10]
+        [--deploy 30] [--deploy-rate 1000]
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import asyncio
 import json
 import os
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -39,17 +44,18 @@ from common import ROOT, clean_up, database, serve, start_bare_server
 from fleet_client import BOOT, GAP, WINDOW, schedule
 from live_latency import CYCLE, PASSWORD, browser, login
 from ocpp_load import PREFIX, fill, stored_statuses
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from websockets.asyncio.client import connect
 
 from dashboard import create_app
 from dashboard.cli import create_user
 from dashboard.extensions import db
-from dashboard.models import ChargePoint, Company
+from dashboard.models import ChargePoint, Company, ConnectorStatusHistory
 from dashboard.services.chargepoints import create_chargepoint
 from dashboard.services.permissions import SYSTEM
 
 OBSERVER = "observer@example.com"
+DEPLOY_AFTER = 5.0  # seconds into the deploy step
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -62,8 +68,11 @@ def children(pid: int) -> list[int]:
 def cpu_seconds(pids: list[int]) -> float:
     total = 0
     for pid in pids:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except FileNotFoundError:  # a worker replaced by a deploy
+            continue
         total += int(fields[11]) + int(fields[12])  # utime, stime
     return total / TICKS
 
@@ -77,12 +86,18 @@ def rss_mb(pid: int) -> float:
 
 
 def drive(
-    url: str, args, steps: list[tuple[float | None, float]], servers: list[int], observe=None
+    url: str,
+    args,
+    steps: list[tuple[float | None, float]],
+    servers: list[int],
+    observe=None,
+    deploy=None,
 ) -> dict:
     """Run the client processes against `url`; sample the servers' CPU per step and their
     memory once connected; `observe(seconds)`, if given, runs in a thread through the
-    steady step (rate None) and its result is returned as figures["live"]. Returns the
-    merged figures."""
+    steady step (rate None) and its result is returned as figures["live"]; `deploy()`, if
+    given, is called DEPLOY_AFTER seconds into the last step. Returns the merged
+    figures."""
     share = args.count // args.clients
     connect_time = args.storm + 40
     start_at = time.time() + connect_time
@@ -127,7 +142,12 @@ def drive(
             observer = threading.Thread(target=lambda s=seconds: live.update(observe(s)))
             observer.start()
         before = cpu_seconds(servers)
-        time.sleep(steps[len(server_cpu)][1] + GAP - 0.5)
+        if deploy is not None and len(server_cpu) == len(steps) - 1:
+            time.sleep(DEPLOY_AFTER)
+            deploy()
+            time.sleep(seconds + GAP - 0.5 - DEPLOY_AFTER)
+        else:
+            time.sleep(seconds + GAP - 0.5)
         server_cpu.append(cpu_seconds(servers) - before)
     if observer is not None:
         observer.join(timeout=120)
@@ -163,6 +183,10 @@ def drive(
                 "server_cpu_ms_per_ack": server_cpu[index] / max(1, acked) * 1000,
                 "client_cpu_share": sum(p["client_cpu"] for p in parts) / (seconds + 2),
                 "dropped": max(p["dropped"] for p in parts),
+                "deploy": deploy is not None and index == len(steps) - 1,
+                "restarted": sum(p["restarted"] for p in parts),
+                "back": sum(p["back"] for p in parts),
+                "back_seconds": max((p["back_seconds"] or 0.0) for p in parts),
                 "worst_ms": [max(w) for w in zip(*(p["worst_ms"] for p in parts), strict=True)],
             }
         )
@@ -257,10 +281,27 @@ async def observe(port: int, seconds: float, probes: int, browsers: int) -> dict
     }
 
 
+def stored_twice(url: str) -> int:
+    """Messages of the fleet stored more than once (each message id is used once per
+    charge point and connector)."""
+    app = create_app({"SECRET_KEY": "bench", "SQLALCHEMY_DATABASE_URI": url})
+    with app.app_context():
+        History = ConnectorStatusHistory
+        repeated = (
+            select(History.connector_cp_id)
+            .where(History.source == "ocpp")
+            .group_by(History.connector_cp_id, History.connector_id, History.message_id)
+            .having(func.count() > 1)
+        )
+        count = db.session.scalar(select(func.count()).select_from(repeated.subquery()))
+        db.engine.dispose()
+        return count
+
+
 def capacity(figures: dict) -> float:
     best = 0.0
     for step in figures["steps"]:
-        if step["rate"] is None:
+        if step["rate"] is None or step["deploy"]:
             continue
         if step["acked_per_s"] >= 0.98 * step["rate"] and step["p99_ms"] < 1000:
             best = max(best, step["acked_per_s"])
@@ -278,8 +319,12 @@ def show(name: str, figures: dict) -> None:
             f"  {offered}: acknowledged {step['acked_per_s']:>6,.0f}/s, "
             f"p50 {step['p50_ms']:>7.1f} ms, p99 {step['p99_ms']:>7.1f} ms, "
             f"errors {step['errors']}, not sent (all busy) {step['skipped']}, "
-            f"server CPU {step['server_cpu_ms_per_ack']:.2f} ms/ack, "
-            f"load generator CPU {step['client_cpu_share']:.2f} cores"
+            + (
+                "server CPU n/a (workers replaced), "
+                if step["deploy"]
+                else f"server CPU {step['server_cpu_ms_per_ack']:.2f} ms/ack, "
+            )
+            + f"load generator CPU {step['client_cpu_share']:.2f} cores"
         )
         print(
             f"    slowest answer per {WINDOW} s: "
@@ -299,10 +344,19 @@ def main() -> int:
     parser.add_argument("--steady", type=float, default=30, help="seconds; 0: none")
     parser.add_argument("--browsers", type=int, default=10)
     parser.add_argument("--probes", type=int, default=10)
+    parser.add_argument(
+        "--deploy",
+        type=float,
+        default=30,
+        help="seconds of a last step at --deploy-rate with a gunicorn reload (HUP); 0: none",
+    )
+    parser.add_argument("--deploy-rate", type=float, default=1000)
     args = parser.parse_args()
     steps = [(float(rate), args.seconds) for rate in args.rates.split(",")]
     if args.steady:
         steps.insert(0, (None, args.steady))
+    if args.deploy:
+        steps.append((args.deploy_rate, args.deploy))
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     workdir = Path(tempfile.mkdtemp(prefix="plugboard-fleet-"))
@@ -330,6 +384,7 @@ def main() -> int:
             steps,
             workers,
             lambda seconds: asyncio.run(observe(port, seconds, args.probes, args.browsers)),
+            (lambda: os.kill(process.pid, signal.SIGHUP)) if args.deploy else None,
         )
         process.terminate()
         process.wait(timeout=60)
@@ -337,7 +392,9 @@ def main() -> int:
         show("plugboard", plugboard)
         stored = stored_statuses(url)
         acked = sum(s["acked_statuses"] for s in plugboard["steps"])
-        expected = acked + 2 * plugboard["connected"] + plugboard["live"].get("acked", 0)
+        back = sum(s["back"] for s in plugboard["steps"])  # each reported its connectors
+        expected = acked + 2 * (plugboard["connected"] + back) + plugboard["live"].get("acked", 0)
+        twice = stored_twice(url)
         print(
             f"plugboard: {stored:,} status rows stored for {expected:,.0f} acknowledged: "
             f"{'all persisted' if stored >= expected else 'MISSING'}"
@@ -392,6 +449,23 @@ def main() -> int:
                 else "NOT met"
             )
         )
+        deployed = next((s for s in plugboard["steps"] if s["deploy"]), None)
+        if deployed is not None:
+            print(
+                f"goal: deploy (gunicorn HUP at {deployed['rate']:,.0f}/s): "
+                f"{deployed['restarted']:,} sockets closed with 1012, {deployed['back']:,} back "
+                f"within {deployed['back_seconds']:.0f} s, acknowledged lost: "
+                f"{max(0, expected - stored):,.0f}, stored twice: {twice:,}, errors "
+                f"{deployed['errors']}: "
+                + (
+                    "met"
+                    if deployed["restarted"] == deployed["back"] == args.count
+                    and deployed["back_seconds"] < 60
+                    and stored >= expected
+                    and twice == 0
+                    else "NOT met"
+                )
+            )
         print(
             f"goal: < 60 MB per 1,000 charge points per worker: {worst_memory:.1f} MB, "
             f"{'met' if worst_memory < 60 else 'NOT met'}"

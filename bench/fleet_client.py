@@ -59,6 +59,8 @@ def cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+# Seconds within which a charge point whose socket was closed with 1012 reconnects.
+RECONNECT_JITTER = 5.0
 # Seconds of a step's timeline of slowest answers.
 WINDOW = 5
 
@@ -72,6 +74,7 @@ class ChargePoint:
         self.busy = False
         self.step = 0
         self.n = 0
+        self.sessions = 0  # connections so far (each reports every connector afresh)
 
 
 class Client:
@@ -90,6 +93,9 @@ class Client:
         self.acked = 0
         self.errors = 0
         self.acked_statuses = 0
+        # Sockets closed with 1012 (a deploy), and how many came back, when.
+        self.restarted = self.back = 0
+        self.first_restart = self.last_back = None
 
     async def open(self, cp: ChargePoint) -> None:
         started = time.monotonic()
@@ -107,10 +113,13 @@ class Client:
             return
         self.connect_latencies.append(time.monotonic() - started)
         try:  # boot, then every connector's status, one call at a time
+            cp.sessions += 1
             await cp.ws.send(BOOT.format(n=0))
             await asyncio.wait_for(cp.ws.recv(), 60)
             for connector in range(1, cp.connectors + 1):
-                frame = STATUS.format(id=f"s0-{connector}", connector=connector, status="Available")
+                frame = STATUS.format(
+                    id=f"s{cp.sessions}-{connector}", connector=connector, status="Available"
+                )
                 await cp.ws.send(frame)
                 await asyncio.wait_for(cp.ws.recv(), 60)
         except Exception:
@@ -140,6 +149,19 @@ class Client:
         except Exception:
             pass
         self.dropped += 1
+        code = cp.ws.close_code if cp.ws is not None else None
+        if code == 1012:  # service restart (a deploy): straight back, as chargers do
+            self.restarted += 1
+            self.first_restart = self.first_restart or time.monotonic()
+            cp.busy = True  # nothing is sent to it until it is back
+            cp.waiting.clear()  # unanswered: not acknowledged, so not counted
+            await asyncio.sleep(random.uniform(0, RECONNECT_JITTER))
+            connected = self.connected
+            await self.open(cp)
+            if self.connected > connected:
+                self.back += 1
+                self.last_back = time.monotonic()
+            cp.busy = False
 
     async def connect_all(self) -> None:
         window = len(self.fleet) / self.args.ramp
@@ -243,6 +265,11 @@ class Client:
                     "worst_ms": worst,
                     "client_cpu": cpu() - cpu_start,
                     "dropped": self.dropped,
+                    "restarted": self.restarted,
+                    "back": self.back,
+                    "back_seconds": (
+                        self.last_back - self.first_restart if self.last_back else None
+                    ),
                 }
             ),
             flush=True,
