@@ -11,7 +11,8 @@ the connectors list and `--probes` more charge points send StatusNotifications w
 fragments the browsers time (live latency, as bench/live_latency.py measures it); then
 StatusNotifications are offered in steps of rising rate; last, a deploy (`--deploy`
 seconds at `--deploy-rate`): 5 s in, gunicorn is reloaded (SIGHUP), its old workers close
-every charge point socket with 1012 and the charge points come back within 5 s each.
+every charge point socket with 1012 and the charge points come back within 30 s each
+(uniform jitter, as in a storm).
 Prints, per step and server, what was acknowledged per second with p50 / p99, the worker
 CPU per acknowledged message (from /proc), and the load generator's own CPU; then the
 capacity of each (the highest step acknowledged at ≥ 98 % of what was offered with p99
@@ -22,7 +23,7 @@ back and how soon, acknowledged statuses missing and messages stored twice.
 
     .venv/bin/python bench/fleet.py [--count 10000] [--rates 500,1000,1500,2000,2500]
         [--seconds 10] [--clients 2] [--storm 30] [--steady 30] [--browsers 10]
-        [--deploy 30] [--deploy-rate 1000]
+        [--deploy 75] [--deploy-rate 1000]
 """
 
 from __future__ import annotations
@@ -347,7 +348,7 @@ def main() -> int:
     parser.add_argument(
         "--deploy",
         type=float,
-        default=30,
+        default=75,
         help="seconds of a last step at --deploy-rate with a gunicorn reload (HUP); 0: none",
     )
     parser.add_argument("--deploy-rate", type=float, default=1000)

@@ -4,7 +4,8 @@ to every WebSocket route by `websocket_handler`.
 - simple-websocket writes frames with `socket.send()`, which under gevent may write only
   part of a frame when the socket's buffer is full (a busy browser, a large fragment), and
   its reader thread answers pings while a handler is sending: either corrupts the stream.
-  Wrapping its socket makes every write whole and one at a time.
+  Wrapping its socket makes every write whole and one at a time; and closing the
+  WebSocket shuts the connection down but leaves the descriptor to the server.
 - flask-sock lets any exception but ConnectionClosed reach Flask, which then writes an
   HTTP 500 page onto the upgraded socket: the peer reads "HTTP/1.1 500" as a broken frame.
   A failing handler is logged and its socket closed with 1011 (internal error) instead."""
@@ -14,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import socket
 import threading
 
 from simple_websocket import ConnectionClosed
@@ -32,6 +34,14 @@ class _WholeWrites:
         with self._lock:
             self._sock.sendall(data)
         return len(data)
+
+    def close(self) -> None:
+        """End the connection and leave the descriptor to the server, which closes it once
+        the request is over: closed here, gunicorn's next read of the socket (keep-alive)
+        failed with EBADF and logged a traceback for every socket the server closed (10,000
+        tracebacks in a deploy)."""
+        with contextlib.suppress(OSError):  # the peer has gone already
+            self._sock.shutdown(socket.SHUT_RDWR)
 
     def __getattr__(self, name):
         return getattr(self._sock, name)
