@@ -103,22 +103,27 @@ def insert_ignoring_duplicates(model):
 # every row as one array per column instead: one text whatever the number of rows.
 
 
-def array_of(column) -> tuple[str, object]:
-    """The SQL array type to CAST a column's values to (its base type: a value too long
-    still fails on the column, as it would), and the bind type that processes its values."""
-    base = column.type.compile(dialect=postgresql.dialect()).split("(")[0]
-    return f"{base}[]", postgresql.ARRAY(column.type)
+def unnest(table, names: tuple[str, ...]) -> tuple[str, list]:
+    """`unnest(...)` of one array parameter per column of `table` in `names` (each CAST to
+    its column's base type: a value too long still fails on the column, as it would), and
+    the bind parameters that process the values as the columns do."""
+    dialect = postgresql.dialect()
+    casts = ", ".join(
+        f"CAST(:{name} AS {table.c[name].type.compile(dialect=dialect).split('(')[0]}[])"
+        for name in names
+    )
+    binds = [bindparam(name, type_=postgresql.ARRAY(table.c[name].type)) for name in names]
+    return f"unnest({casts})", binds
 
 
 @lru_cache(maxsize=64)
 def _insert_arrays(table, names: tuple[str, ...]):
-    kinds = {name: array_of(table.c[name]) for name in names}
-    arrays = ", ".join(f"CAST(:{name} AS {kinds[name][0]})" for name in names)
+    arrays, binds = unnest(table, names)
     columns = ", ".join(names)
     return text(
-        f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM unnest({arrays}) "
+        f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM {arrays} "
         f"WITH ORDINALITY AS r({columns}, n) ORDER BY n"
-    ).bindparams(*(bindparam(name, type_=kinds[name][1]) for name in names))
+    ).bindparams(*binds)
 
 
 def insert_all(table, rows: list[dict], connection=None) -> None:

@@ -3,12 +3,13 @@ that takes `app` runs on both), and a small world of companies, users and tokens
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from dataclasses import dataclass
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.exc import OperationalError
 
 from dashboard import create_app
@@ -257,3 +258,21 @@ def user_row(app, user_id: int) -> User:
     """The user as stored."""
     with app.app_context():
         return db.session.get(User, user_id)
+
+
+@contextlib.contextmanager
+def recorded_statements(app):
+    """The SQL statements run on the app's database engine while the block runs (a list
+    that fills as they run)."""
+    with app.app_context():
+        engine = db.engine
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, *args):
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)

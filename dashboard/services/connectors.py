@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, contains_eager
 from sqlalchemy.orm.attributes import get_history, set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
-from dashboard.extensions import among, array_of, db, insert_all
+from dashboard.extensions import among, db, insert_all, unnest
 from dashboard.live.events import publish_after_commit
 from dashboard.models import ChargePoint, Company, Connector, ConnectorStatusHistory, User
 from dashboard.models.types import utcnow
@@ -348,22 +348,8 @@ def apply_status(
 
 # History rows added to a session and not written yet; those a flush is writing (below).
 _HISTORY, _FLUSHING_HISTORY = "plugboard_history", "plugboard_history_flushing"
-_HISTORY_COLUMNS = (
-    "connector_id",
-    "connector_cp_id",
-    "status",
-    "error_code",
-    "previous_status",
-    "info",
-    "vendor_id",
-    "vendor_error_code",
-    "event_time",
-    "received",
-    "source",
-    "user_id",
-    "unexpected",
-    "applied",
-    "message_id",
+_HISTORY_COLUMNS = tuple(  # written by the flush's INSERT; the id is the database's
+    column.name for column in ConnectorStatusHistory.__table__.c if column.name != "id"
 )
 
 
@@ -412,16 +398,14 @@ _CONNECTOR_COLUMNS = frozenset(Connector.__table__.c.keys()) - set(_CONNECTOR_KE
 
 @lru_cache(maxsize=32)
 def _update_connectors(columns: tuple[str, ...]):
-    table = Connector.__table__
     names = _CONNECTOR_KEYS + columns
-    kinds = {name: array_of(table.c[name]) for name in names}
-    arrays = ", ".join(f"CAST(:{name} AS {kinds[name][0]})" for name in names)
+    arrays, binds = unnest(Connector.__table__, names)
     return text(
         f"UPDATE connectors SET {', '.join(f'{name} = v.{name}' for name in columns)} "
-        f"FROM unnest({arrays}) AS v({', '.join(names)}) "
+        f"FROM {arrays} AS v({', '.join(names)}) "
         "WHERE connectors.connector_id = v.connector_id "
         "AND connectors.connector_cp_id = v.connector_cp_id"
-    ).bindparams(*(bindparam(name, type_=kinds[name][1]) for name in names))
+    ).bindparams(*binds)
 
 
 @sa_event.listens_for(Session, "before_flush")

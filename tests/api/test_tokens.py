@@ -7,12 +7,13 @@ import threading
 import time
 
 import pytest
-from sqlalchemy import event, update
+from sqlalchemy import update
 
 from dashboard.auth import tokens
 from dashboard.extensions import db
 from dashboard.models import ApiToken, User
 from dashboard.models.user import hash_token
+from tests.conftest import recorded_statements
 
 
 @pytest.fixture(autouse=True)
@@ -23,18 +24,8 @@ def _empty_cache():
 
 
 def statements_of(app, call) -> list[str]:
-    seen = []
-    with app.app_context():
-        engine = db.engine
-
-    def record(conn, cursor, statement, *args):
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
+    with recorded_statements(app) as seen:
         assert call().status_code == 200
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
     return seen
 
 

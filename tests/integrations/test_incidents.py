@@ -16,6 +16,7 @@ from dashboard.services import incidents
 from dashboard.services.chargepoints import record_connected, record_disconnections
 from dashboard.services.connectors import record_ocpp_status, update_connector
 from dashboard.services.permissions import SYSTEM
+from tests.conftest import recorded_statements
 from tests.integrations.conftest import add_connectors
 
 
@@ -273,8 +274,6 @@ def test_a_fleet_back_after_an_outage_ends_its_conditions_in_a_few_statements(ap
     incident, the others still pending; all come back. One sweep forgets the pending ones
     and resolves the open ones, each at the time it came back, with as many statements for
     ten charge points as for one (a fleet of thousands after a restart)."""
-    from sqlalchemy import event
-
     from dashboard.services.chargepoints import create_chargepoint
 
     with app.app_context():
@@ -300,14 +299,8 @@ def test_a_fleet_back_after_an_outage_ends_its_conditions_in_a_few_statements(ap
     with app.app_context():
         back = {cp_id: record_connected(cp_id) for cp_id in cp_ids}
         db.session.commit()
-    statements = []
-    with app.app_context():
-        listener = lambda *args: statements.append(args[2])  # noqa: E731
-        event.listen(db.engine, "before_cursor_execute", listener)
-        try:
-            _sweep(app, 0)
-        finally:
-            event.remove(db.engine, "before_cursor_execute", listener)
+    with recorded_statements(app) as statements:
+        _sweep(app, 0)
     touching = [s for s in statements if "incidents" in s and not s.startswith("SELECT")]
     assert len(touching) <= 3, touching  # a DELETE and an UPDATE (or two), not 20
     assert [(k, s) for k, s, _ in _incidents(app) if k == "offline"] == [

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from dashboard.extensions import db
 from dashboard.models import Connector, ConnectorStatusHistory
 from dashboard.ocpp16.ingest import StatusBatcher
+from tests.conftest import recorded_statements
 
 
 def submit_all(app, batcher, submissions):
@@ -106,8 +107,6 @@ def test_a_batch_recognises_retries_with_one_query(app, world):
     within the retry window) records nothing, whether its first sending was in an earlier
     batch or in the same one; a reused id with other content is a new event. The batch
     looks for all of them in one query, not one each."""
-    from sqlalchemy import event
-
     from dashboard.ocpp16.ingest import _Item
 
     batcher = StatusBatcher(app)
@@ -121,15 +120,8 @@ def test_a_batch_recognises_retries_with_one_query(app, world):
         _Item(world.cp_b, status(2, "Available", 1)),
         _Item(world.cp_b, status(2, "Available", 1)),  # twice in this batch
     ]
-    statements = []
-    with app.app_context():
-        engine = db.engine
-        listener = lambda *args: statements.append(args[2])  # noqa: E731
-        event.listen(engine, "before_cursor_execute", listener)
-        try:
-            batcher._write(items)
-        finally:
-            event.remove(engine, "before_cursor_execute", listener)
+    with recorded_statements(app) as statements, app.app_context():
+        batcher._write(items)
     assert [item.error for item in items] == [None] * 5
     looked_up = [s for s in statements if "message_id" in s and s.lstrip().startswith("SELECT")]
     assert len(looked_up) == 1
@@ -147,14 +139,12 @@ def test_a_batch_recognises_retries_with_one_query(app, world):
     ]
 
 
-def test_a_batch_writes_its_connectors_with_one_statement_per_set_of_columns(app, world):
+def test_a_batch_writes_its_connectors_with_one_statement_per_set_of_columns(app, world, backend):
     """The connectors a batch changed are written together (on PostgreSQL one UPDATE for
     those that changed the same columns; the unit of work's statement per connector on
     SQLite), each with only what changed: a late status changes only the time it was
     reported (and the connector's updated time), not the status applied. Both backends
     end with the same rows."""
-    from sqlalchemy import event
-
     from dashboard.ocpp16.ingest import _Item
 
     # Times of today: a status of a day that is over marks that day for the uptime
@@ -177,18 +167,11 @@ def test_a_batch_writes_its_connectors_with_one_statement_per_set_of_columns(app
         _Item(world.cp_a, {**today(2, "Preparing", 20), "info": "waiting"}),
         _Item(world.cp_a, today(3, "Charging", 5)),  # older than the state applied: late
     ]
-    statements = []
-    with app.app_context():
-        engine = db.engine
-        listener = lambda *args: statements.append(args[2])  # noqa: E731
-        event.listen(engine, "before_cursor_execute", listener)
-        try:
-            batcher._write(items)
-        finally:
-            event.remove(engine, "before_cursor_execute", listener)
+    with recorded_statements(app) as statements, app.app_context():
+        batcher._write(items)
     assert [item.error for item in items] == [None] * 3
     updates = [s for s in statements if s.lstrip().startswith("UPDATE connectors")]
-    if engine.dialect.name == "postgresql":
+    if backend == "postgresql":
         assert len(updates) == 2  # the status columns; only the report time (late)
     with app.app_context():
         after = {c.connector_id: c for c in db.session.scalars(select(Connector))}

@@ -8,12 +8,12 @@ import io
 import re
 
 import pytest
-from sqlalchemy import event
 
 from dashboard.extensions import db
 from dashboard.services.chargepoints import create_chargepoint
 from dashboard.services.connectors import create_connector, update_connector
 from dashboard.services.permissions import SYSTEM
+from tests.conftest import recorded_statements
 
 
 @pytest.fixture
@@ -182,20 +182,9 @@ def test_pages_send_security_headers(as_user):
 
 
 def _count_queries(app, browser, path) -> int:
-    count = 0
-
-    def count_one(*args):
-        nonlocal count
-        count += 1
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", count_one)
-    try:
+    with recorded_statements(app) as statements:
         browser.text(path)
-    finally:
-        event.remove(engine, "before_cursor_execute", count_one)
-    return count
+    return len(statements)
 
 
 def _add(app, world, how_many: int, start: int) -> None:
