@@ -2,12 +2,14 @@
 fanned out as a signed webhook, against the same run without webhooks.
 
 PostgreSQL, gunicorn with 2 gevent workers and Redis, N charge points of 10 companies
-sending StatusNotifications at a total rate (bench/ocpp_client.py). First run: no webhook
+sending StatusNotifications at a total rate (the lean load generator of bench/fleet.py,
+bench/fleet_client.py: raw pre-serialised frames, its own CPU reported). First run: no webhook
 endpoint. Second run: one endpoint per company (10), each wanting
 `connector.status_changed`, served by asyncio receivers in their own process
 (bench/webhook_receiver.py). Prints the ingest throughput of both runs and their ratio,
 and for the second, the p50 / p95 / p99 from an event's commit (its timestamp, taken just
-before the commit) to its receipt, and how many events arrived of those committed. Goals:
+before the commit) to its receipt, overall and per 5 s of the run (a lag that grows shows
+deliveries falling behind), and how many events arrived of those committed. Goals:
 p95 under 1 s; throughput within 10 % of the run without webhooks.
 
     .venv/bin/python bench/events.py [--count 1000] [--rate 1000] [--duration 20]
@@ -26,7 +28,8 @@ import time
 from pathlib import Path
 
 from common import ROOT, clean_up, database, free_port, serve
-from ocpp_load import fill, run_client
+from fleet_client import WINDOW
+from ocpp_load import PREFIX, fill
 
 from dashboard import create_app
 from dashboard.cli import create_company
@@ -81,15 +84,57 @@ def committed_since(url: str, after: int) -> int:
         )
 
 
+def run_client(url: str, args, run: str) -> dict:
+    """The lean load generator for one step of `args.duration` seconds at `args.rate`,
+    after connecting every charge point at `args.ramp` a second: its figures."""
+    start_at = time.time() + args.count / args.ramp + 10
+    command = [
+        str(ROOT / ".venv/bin/python"),
+        str(ROOT / "bench/fleet_client.py"),
+        *("--url", url, "--prefix", PREFIX, "--count", str(args.count)),
+        *("--connectors", str(args.connectors), "--ramp", str(args.ramp)),
+        *("--start-at", str(start_at), "--steps", f"{args.rate}:{args.duration}"),
+        *("--run", run),
+    ]
+    timeout = start_at - time.time() + args.duration + 120
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    if result.returncode != 0:
+        raise RuntimeError(f"load client failed:\n{result.stderr[-3000:]}")
+    connect, step = (json.loads(line) for line in result.stdout.splitlines() if line[:1] == "{")
+    if connect["connected"] < args.count:
+        raise RuntimeError(f"only {connect['connected']} of {args.count} charge points connected")
+    return {
+        "per_second": step["acked"] / args.duration,
+        "p50_ms": step["p50_ms"],
+        "p99_ms": step["p99_ms"],
+        "errors": step["errors"],
+        "client_cpu": step["client_cpu"] / (args.duration + 2),
+    }
+
+
 def quantile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
+def lag_by_window(arrivals: list) -> str:
+    """The p95 from commit to receipt of the events committed in each WINDOW seconds."""
+    if not arrivals:
+        return "-"
+    first = min(sent for _, sent, _ in arrivals)
+    windows: dict[int, list[float]] = {}
+    for _, sent, latency in arrivals:
+        windows.setdefault(int((sent - first) // WINDOW), []).append(latency)
+    return ", ".join(
+        f"{quantile(windows.get(n, []), 0.95) * 1000:.0f} ms" for n in range(max(windows) + 1)
+    )
+
+
 def figures(run: dict) -> str:
     return (
         f"{run['per_second']:.0f} acknowledged/s, p50 {run['p50_ms']:.0f} ms, "
-        f"p99 {run['p99_ms']:.0f} ms"
+        f"p99 {run['p99_ms']:.0f} ms, {run['errors']} errors; load generator "
+        f"{run['client_cpu'] * 100:.0f} % of a core"
     )
 
 
@@ -118,7 +163,7 @@ def main() -> int:
             f"{args.duration:.0f} s; gunicorn {args.workers} gevent workers, PostgreSQL, Redis"
         )
         process, port = serve(url, args.workers, workdir / "off.log", env_networks)
-        off = run_client(f"ws://127.0.0.1:{port}/ocpp", args)
+        off = run_client(f"ws://127.0.0.1:{port}/ocpp", args, "off")
         process.terminate()
         process.wait(timeout=30)
         process = None
@@ -140,15 +185,15 @@ def main() -> int:
         with app.app_context():
             start = last_event_id()
         process, port = serve(url, args.workers, workdir / "on.log", env_networks)
-        on = run_client(f"ws://127.0.0.1:{port}/ocpp", args)
+        on = run_client(f"ws://127.0.0.1:{port}/ocpp", args, "on")
         committed = committed_since(url, start)
         time.sleep(3)  # the last deliveries
         receivers.send_signal(signal.SIGTERM)
         arrivals = json.loads(receivers.stdout.readline())["arrivals"]
         receivers.wait(timeout=10)
         receivers = None
-        latencies = [latency for _, latency in arrivals]
-        distinct = len({event_id for event_id, _ in arrivals})
+        latencies = [latency for _, _, latency in arrivals]
+        distinct = len({event_id for event_id, _, _ in arrivals})
         print(f"webhooks on: {figures(on)}")
         print(
             f"deliveries: {distinct} of {committed} committed connector.status_changed events "
@@ -156,6 +201,7 @@ def main() -> int:
             "commit to receipt "
             + ", ".join(f"p{q} {quantile(latencies, q / 100) * 1000:.0f} ms" for q in (50, 95, 99))
         )
+        print("commit to receipt per 5 s of the run, p95: " + lag_by_window(arrivals))
         ratio = on["per_second"] / off["per_second"]
         print(f"ingest with webhooks / without: {ratio:.2f}")
         p95_ok = quantile(latencies, 0.95) < 1.0

@@ -128,7 +128,7 @@ class Client:
             await cp.ws.send(BOOT.format(n=0))
             answered = await asyncio.wait_for(_result(cp.ws, "b0"), 60)
             for connector in range(1, cp.connectors + 1):
-                message_id = f"s{cp.sessions}-{connector}"
+                message_id = f"{self.args.run}s{cp.sessions}-{connector}"
                 frame = STATUS.format(id=message_id, connector=connector, status="Available")
                 await cp.ws.send(frame)
                 answered = answered and await asyncio.wait_for(_result(cp.ws, message_id), 60)
@@ -291,7 +291,7 @@ class Client:
         for label, start_at in enumerate(schedule(self.args.start_at, self.args.steps)):
             rate, seconds = self.args.steps[label]
             await asyncio.sleep(max(0.0, start_at - time.time()))
-            await self.offer(rate, seconds, f"r{label}")
+            await self.offer(rate, seconds, f"{self.args.run}r{label}")
         for cp in self.fleet:
             if cp.ws is not None:
                 await cp.ws.close()
@@ -321,6 +321,12 @@ def main() -> None:
         "--jitter", action="store_true", help="connect at uniform random times, not evenly"
     )
     parser.add_argument("--start-at", type=float, required=True)
+    parser.add_argument(
+        "--run",
+        default="",
+        help="prefix of the message ids: a second run against the same charge points "
+        "needs its own (the server takes a repeated id for a replay, and stores nothing)",
+    )
     parser.add_argument(
         "--steps",
         type=lambda text: [

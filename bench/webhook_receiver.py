@@ -1,7 +1,7 @@
 """Webhook receivers for bench/events.py, in their own process: one asyncio HTTP server per
 port given, answering 200 to every POST and noting when each event arrived. On SIGTERM
-(or SIGINT), prints one JSON line: per event, its id, its type and the seconds between its
-timestamp (written just before its commit) and its arrival."""
+(or SIGINT), prints one JSON line: per event, its id, its timestamp (written just before
+its commit, as a Unix time) and the seconds between that and its arrival."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import sys
 import time
 from datetime import datetime
 
-arrivals: list[tuple[int, float]] = []
+arrivals: list[tuple[int, float, float]] = []
 
 
 async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -27,11 +27,11 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
             now = time.time()
             event = json.loads(body)
             sent = datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00")).timestamp()
-            arrivals.append((event["id"], now - sent))
+            arrivals.append((event["id"], sent, now - sent))
             writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
             await writer.drain()
-    except (asyncio.IncompleteReadError, ConnectionError):
-        pass
+    except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+        pass  # closed by the sender, or by our shutdown
     finally:
         writer.close()
 
