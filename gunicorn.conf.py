@@ -44,7 +44,8 @@ except RuntimeError as exc:
 class PlugboardWorker(GeventWorker):
     """gunicorn's gevent worker, which on TERM (a stop, or the old workers of a HUP reload)
     also closes every charge point socket with 1012 "service restart" once the frame it is
-    handling is answered: charge points come straight back (to the new workers), nothing
+    handling is answered, every browser's live socket with 1012 too, and ends every event
+    stream: charge points and browsers come straight back (to the new workers), nothing
     acknowledged is lost, and the worker exits as soon as its sockets are gone instead of
     at the end of graceful_timeout."""
 
@@ -56,10 +57,18 @@ class PlugboardWorker(GeventWorker):
 
 
 def _drain(worker) -> None:
+    from dashboard.live import events
+    from dashboard.live.channel import hub
     from dashboard.ocpp16 import registry
 
     count = registry.drain_all()
-    worker.log.info("stopping: %d charge point sockets closed with 1012", count)
+    browsers = hub.count()
+    events.stopping()  # browsers' live sockets and event streams
+    worker.log.info(
+        "stopping: %d charge point sockets and %d browser sockets closed with 1012",
+        count,
+        browsers,
+    )
 
 
 worker_class = PlugboardWorker

@@ -34,7 +34,7 @@ from ocpp_load import PREFIX, fill
 from dashboard import create_app
 from dashboard.cli import create_company
 from dashboard.extensions import db
-from dashboard.models import ChargePoint, OutboxEvent, WebhookEndpoint
+from dashboard.models import ChargePoint, OutboxEvent, WebhookDelivery, WebhookEndpoint
 from dashboard.services.outbox import last_event_id
 from dashboard.services.webhooks import new_secret
 
@@ -110,6 +110,29 @@ def run_client(url: str, args, run: str) -> dict:
         "errors": step["errors"],
         "client_cpu": step["client_cpu"] / (args.duration + 2),
     }
+
+
+def round_trips(url: str, after: int) -> str:
+    """From the delivery log: per WINDOW seconds, the deliveries made a second and their
+    mean round trip (from the request sent to the answer read, as the worker saw it)."""
+    app = create_app({"SECRET_KEY": "bench", "SQLALCHEMY_DATABASE_URI": url})
+    with app.app_context():
+        rows = db.session.execute(
+            db.select(WebhookDelivery.created, WebhookDelivery.duration_ms)
+            .where(WebhookDelivery.event_id > after)
+            .order_by(WebhookDelivery.id)
+        ).all()
+    if not rows:
+        return "-"
+    first = min(created for created, _ in rows)
+    windows: dict[int, list[int]] = {}
+    for created, duration in rows:
+        windows.setdefault(int((created - first).total_seconds() // WINDOW), []).append(duration)
+    return ", ".join(
+        f"{len(windows.get(n, [])) / WINDOW:.0f}/s at "
+        f"{sum(windows.get(n, [0])) / max(1, len(windows.get(n, []))):.1f} ms"
+        for n in range(max(windows) + 1)
+    )
 
 
 def quantile(values: list[float], q: float) -> float:
@@ -202,6 +225,7 @@ def main() -> int:
             + ", ".join(f"p{q} {quantile(latencies, q / 100) * 1000:.0f} ms" for q in (50, 95, 99))
         )
         print("commit to receipt per 5 s of the run, p95: " + lag_by_window(arrivals))
+        print("deliveries per 5 s of the run (log): " + round_trips(url, start))
         ratio = on["per_second"] / off["per_second"]
         print(f"ingest with webhooks / without: {ratio:.2f}")
         p95_ok = quantile(latencies, 0.95) < 1.0

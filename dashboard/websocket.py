@@ -23,6 +23,9 @@ from simple_websocket import ConnectionClosed
 log = logging.getLogger(__name__)
 
 INTERNAL_ERROR = 1011
+# "Service restart": the process is stopping (a deploy); the peer is to reconnect at once,
+# and will reach another process (charge points, and htmx's ws extension, do).
+SERVICE_RESTART = 1012
 
 
 class _WholeWrites:

@@ -55,9 +55,10 @@ def list_events(user):
         their company's events). With `Accept: text/event-stream` the answer is a
         Server-Sent Events stream: each event as `id:`, `event:` (its type) and `data:`
         (the event as JSON), keep-alive comments every 15 s, resumable with the
-        `Last-Event-ID` header (or `after`). Otherwise a JSON page: `events`, `last_id`
-        (the `after` of the next page) and `more`. `types`: a comma-separated list of
-        event types. Events are kept EVENTS_RETENTION_DAYS (7)."
+        `Last-Event-ID` header (or `after`); a stream ends when its server process stops
+        (a deploy), and the client reconnects as it would after any drop. Otherwise a
+        JSON page: `events`, `last_id` (the `after` of the next page) and `more`.
+        `types`: a comma-separated list of event types. Events are kept EVENTS_RETENTION_DAYS (7)."
       tags: [events]
       parameters:
         - {in: query, name: after, schema: {type: integer, minimum: 0, default: 0}}
@@ -108,7 +109,9 @@ def _stream(user, after: int, types: list[str] | None) -> Response:
     user_id = user.id
     db.session.remove()  # hold no connection between reads
     wake = threading.Event()
-    unsubscribe = bus.subscribe(lambda e: wake.set() if e.get("type") == outbox.WAKE else None)
+    unsubscribe = bus.subscribe(
+        lambda e: wake.set() if e.get("type") in (outbox.WAKE, bus.STOPPING) else None
+    )
 
     def reader() -> User | None:
         """The user as they are now: a token still valid, an account still active, the
@@ -124,7 +127,9 @@ def _stream(user, after: int, types: list[str] | None) -> Response:
         current = None
         try:
             yield "retry: 3000\n\n"
-            while True:
+            # Until this process stops (a deploy): the client comes back, to another
+            # process, with Last-Event-ID, and misses nothing.
+            while not bus.is_stopping():
                 with app.app_context():
                     try:
                         reads_only()

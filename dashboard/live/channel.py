@@ -11,7 +11,7 @@ import threading
 from collections import OrderedDict
 
 from dashboard.live import events
-from dashboard.live.events import AUTH_CHANGED, BUS_RESUMED
+from dashboard.live.events import AUTH_CHANGED, BUS_RESUMED, STOPPING
 from dashboard.metrics import BROWSER_SOCKETS
 
 MAX_PENDING = 500
@@ -44,6 +44,7 @@ class LiveSocket:
         self.ready = threading.Event()
         self.overflowed = False
         self.recheck = False
+        self.closing = False
 
     @property
     def scope(self) -> int | None:
@@ -76,6 +77,12 @@ class LiveSocket:
     def ask_recheck(self) -> None:
         """Wake the socket to check its user's account again."""
         self.recheck = True
+        self.ready.set()
+
+    def ask_close(self) -> None:
+        """The process is stopping: the socket is to close (1012), and the browser to
+        reconnect, to another process, and reload what it shows."""
+        self.closing = True
         self.ready.set()
 
     def offer(self, event: dict) -> None:
@@ -114,6 +121,8 @@ class Hub:
             self._sockets.add(socket)
             if self._unsubscribe is None:
                 self._unsubscribe = events.subscribe(self.dispatch)
+        if events.is_stopping():  # opened as the process was told to stop
+            socket.ask_close()
         bus = events.current_bus()
         if bus is not None:
             bus.ensure_listening()
@@ -131,11 +140,12 @@ class Hub:
         if kind == BUS_RESUMED:  # other processes' events were missed: reload
             self.resync_all()
             return
+        if kind == STOPPING:
+            self.close_all()
+            return
         if kind not in LIVE_TYPES and kind != AUTH_CHANGED:
             return
-        with self._lock:
-            sockets = list(self._sockets)
-        for socket in sockets:
+        for socket in self._all():
             if kind == AUTH_CHANGED:
                 socket.ask_recheck()
             elif socket.wants(event):
@@ -143,10 +153,17 @@ class Hub:
 
     def resync_all(self) -> None:
         """Tell every socket to reload what it shows (events may have been missed)."""
-        with self._lock:
-            sockets = list(self._sockets)
-        for socket in sockets:
+        for socket in self._all():
             socket.ask_reload()
+
+    def close_all(self) -> None:
+        """Have every socket close (the process is stopping)."""
+        for socket in self._all():
+            socket.ask_close()
+
+    def _all(self) -> list[LiveSocket]:
+        with self._lock:
+            return list(self._sockets)
 
     def count(self) -> int:
         with self._lock:

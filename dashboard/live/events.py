@@ -25,6 +25,10 @@ AUTH_CHANGED = "auth"
 # Delivered in this process when Redis is reachable again after an outage: events of other
 # processes were missed meanwhile, so whatever was built from them is to be rebuilt.
 BUS_RESUMED = "bus.resumed"
+# Delivered in this process when it is told to stop (a deploy, a shutdown): open browser
+# sockets and event streams end, so that their clients reconnect at once, to another
+# process, instead of holding this one until gunicorn's graceful timeout kills them.
+STOPPING = "process.stopping"
 
 Listener = Callable[[dict], None]
 _listeners: list[Listener] = []
@@ -92,6 +96,21 @@ def deliver(event: dict) -> None:
             listener(event)
         except Exception:  # a broken listener must not undo a committed change
             log.exception("event listener failed for %s", event.get("type"))
+
+
+_stopping = False
+
+
+def stopping() -> None:
+    """This process is stopping: tell its listeners (`STOPPING`), now and, through
+    `is_stopping`, whoever starts listening later."""
+    global _stopping
+    _stopping = True
+    deliver({"type": STOPPING})
+
+
+def is_stopping() -> bool:
+    return _stopping
 
 
 def publish_after_commit(session: Session, event: dict) -> None:

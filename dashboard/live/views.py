@@ -20,7 +20,7 @@ from dashboard.models import ChargePoint, Connector, Role, User
 from dashboard.services import chargepoints as chargepoint_service
 from dashboard.services import incidents as incident_service
 from dashboard.services.status import STATUSES
-from dashboard.websocket import websocket_handler
+from dashboard.websocket import SERVICE_RESTART, websocket_handler
 
 bp = Blueprint("live", __name__)
 log = logging.getLogger(__name__)
@@ -306,6 +306,9 @@ def live(ws):
             if not socket.ready.wait(KEEPALIVE):
                 ws.receive(timeout=0)  # raises ConnectionClosed once the browser has gone
                 socket.recheck = True  # and, should an announcement have been missed
+            if socket.closing:  # the process is stopping: the browser comes back elsewhere
+                ws.close(reason=SERVICE_RESTART, message="service restart")
+                return
             if socket.recheck:
                 socket.recheck = False
                 try:

@@ -17,13 +17,12 @@ from dashboard.metrics import OCPP_MESSAGES
 from dashboard.ocpp16 import frames
 from dashboard.ocpp16.frames import Frame, OcppError, Unanswerable
 from dashboard.ocpp16.validation import validate
+from dashboard.websocket import SERVICE_RESTART
 
 log = logging.getLogger(__name__)
 
 # Replies remembered per connection, so that a retried CALL gets the same answer.
 RECENT_REPLIES = 32
-# The WebSocket close code of a server restart (RFC 6455 registry): come back at once.
-SERVICE_RESTART = 1012
 
 
 def _content(frame: Frame) -> str:

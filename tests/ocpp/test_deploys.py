@@ -1,16 +1,19 @@
 """Deploys that lose nothing: gunicorn told to stop (TERM) or to reload (HUP) while charge
 points send StatusNotifications. Every charge point socket is closed with 1012 "service
 restart" once its frame in hand is answered; every acknowledged status is stored, none
-twice; after a reload the charge points come straight back."""
+twice; after a reload the charge points come straight back. Browsers' live sockets close
+with 1012 too, and event streams end, so that nothing holds a stopping worker open."""
 
 from __future__ import annotations
 
 import asyncio
+import http.client
 import signal
 import time
 
 import pytest
 from sqlalchemy import func, select
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from dashboard.extensions import db
@@ -18,6 +21,7 @@ from dashboard.models import ConnectorStatusHistory
 from dashboard.services.chargepoints import create_chargepoint
 from dashboard.services.permissions import SYSTEM
 from tests.conftest import LIVE_SERVER_ENV
+from tests.live.test_channel import _signed_in_cookie
 from tests.ocpp.conftest import open_socket, raw_exchange, run
 from tests.servers import start_gunicorn, stop_process
 
@@ -138,3 +142,53 @@ def test_a_reload_brings_charge_points_straight_back_and_loses_nothing(app, worl
     assert all(1012 in r.close_codes for r in runs), [r.close_codes for r in runs]
     assert all(r.sessions >= 2 for r in runs)  # back, to the new worker
     _each_acknowledged_stored_once(app, runs)
+
+
+def _stream_ends(port: int, token: str, timeout: float) -> bool:
+    """Open the event stream and read it; whether the server ended it within `timeout`."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"}
+    connection.request("GET", "/api/v1/events", headers=headers)
+    response = connection.getresponse()
+    assert response.status == 200
+    try:
+        response.read()  # to the end of the stream
+        return True
+    except TimeoutError:
+        return False
+    finally:
+        connection.close()
+
+
+def test_a_stop_closes_browser_sockets_with_1012_and_ends_event_streams(app, world, server):
+    """A dashboard or an event stream left open does not hold a stopping worker until
+    gunicorn's graceful timeout (20 s) kills it: the browser is told 1012 and reconnects
+    (htmx's ws extension does, for 1012), the stream ends and its client resumes from
+    Last-Event-ID elsewhere."""
+    process, port = server
+    cookie = _signed_in_cookie(port, "admin@example.com")
+
+    async def scenario():
+        stream = asyncio.create_task(
+            asyncio.to_thread(_stream_ends, port, world.tokens["admin"], 15)
+        )
+        async with connect(
+            f"ws://127.0.0.1:{port}/live/ws?view=connectors",
+            proxy=None,
+            additional_headers={"Cookie": cookie, "Origin": f"http://127.0.0.1:{port}"},
+        ) as ws:
+            await asyncio.sleep(1)  # the stream is open too
+            signalled = time.monotonic()
+            process.send_signal(signal.SIGTERM)
+            try:
+                while True:
+                    await asyncio.wait_for(ws.recv(), 15)
+            except ConnectionClosed as closed:
+                code = closed.rcvd.code if closed.rcvd else None
+        return code, await stream, signalled
+
+    code, stream_ended, signalled = run(scenario(), timeout=40)
+    process.wait(timeout=30)
+    assert code == 1012
+    assert stream_ended
+    assert time.monotonic() - signalled < 10  # not the 20 s of graceful_timeout
