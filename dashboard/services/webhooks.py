@@ -30,11 +30,9 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-import urllib3
 from flask import current_app
 from sqlalchemy import func, select, update
 from standardwebhooks.webhooks import Webhook
@@ -49,6 +47,7 @@ from dashboard.services.outbox import EVENT_TYPES, iso, last_event_id
 from dashboard.services.pagination import Page, paginate
 from dashboard.services.permissions import require
 from dashboard.services.visibility import scoped
+from dashboard.services.webhook_transport import Outcome, Target, post_in_order
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +59,6 @@ RUN_SECONDS = 2.0
 FETCH = 200
 COMMIT_EVERY = 50
 MAX_BACKOFF = timedelta(hours=1)
-USER_AGENT = "Plugboard-Webhooks/1"
 
 
 # --- endpoints --------------------------------------------------------------------------
@@ -268,11 +266,12 @@ def redeliver(user: User, endpoint_id: int, event_id: int) -> WebhookDelivery:
     """Send event `event_id` to the endpoint again now (logged as a manual attempt),
     whatever happened to it before; the ordered deliveries are not affected."""
     endpoint = get_endpoint(user, endpoint_id, "update.webhook")
-    event = db.session.scalar(
-        select(OutboxEvent).where(
+    # A row, not an object: it is read in the thread that sends it (webhook_transport).
+    event = db.session.execute(
+        select(*_EVENT_COLUMNS).where(
             OutboxEvent.id == event_id, OutboxEvent.company_id == endpoint.company_id
         )
-    )
+    ).first()
     if event is None:
         raise NotFound(f"Event {event_id} not found (or no longer kept)")
     attempt = 1 + (
@@ -283,12 +282,8 @@ def redeliver(user: User, endpoint_id: int, event_id: int) -> WebhookDelivery:
         )
         or 0
     )
-    try:
-        target = resolve(endpoint.url)
-    except AddressRefused as exc:
-        outcome = _Outcome(None, str(exc)[:300], None, 0)
-    else:
-        outcome = _post(endpoint.url, target, endpoint.secret, event)
+    target, refused = _resolved(endpoint.url)
+    outcome = _send(target, refused, endpoint.secret, [event], time.monotonic())[0]
     delivery = WebhookDelivery(**_log_values(endpoint.id, event, attempt, outcome, manual=True))
     db.session.add(delivery)
     db.session.flush()
@@ -298,75 +293,51 @@ def redeliver(user: User, endpoint_id: int, event_id: int) -> WebhookDelivery:
 # --- delivery ---------------------------------------------------------------------------
 
 
-@dataclass
-class _Outcome:
-    status_code: int | None
-    error: str | None
-    excerpt: str | None
-    duration_ms: int
-
-    @property
-    def succeeded(self) -> bool:
-        return self.status_code is not None and 200 <= self.status_code < 300
-
-    @property
-    def failure(self) -> str | None:
-        """Why it failed (the error, or the HTTP status); None when it succeeded."""
-        if self.succeeded:
-            return None
-        return (self.error or f"HTTP {self.status_code}")[:300]
-
-
-_pools: dict[tuple, urllib3.HTTPConnectionPool] = {}
-_pools_lock = threading.Lock()
-
-
-def _pool(scheme: str, host: str, port: int, address: str) -> urllib3.HTTPConnectionPool:
-    """A keep-alive pool to `address` (the checked one), speaking to `host` by name (the
-    Host header; TLS name and certificate check)."""
-    key = (scheme, host, port, address)
-    with _pools_lock:
-        pool = _pools.get(key)
-        if pool is None:
-            timeout = current_app.config["WEBHOOK_TIMEOUT_SECONDS"]
-            options = {"maxsize": 4, "timeout": urllib3.Timeout(connect=timeout, read=timeout)}
-            if scheme == "https":
-                pool = urllib3.HTTPSConnectionPool(
-                    address, port, server_hostname=host, assert_hostname=host, **options
-                )
-            else:
-                pool = urllib3.HTTPConnectionPool(address, port, **options)
-            _pools[key] = pool
-        return pool
-
-
-def _post(url: str, target: tuple[str, int, str], secret: str, event: OutboxEvent) -> _Outcome:
-    host, port, address = target
-    parts = urlsplit(url)
-    path = parts.path or "/"
-    if parts.query:
-        path += "?" + parts.query
-    body = event_body(event)
-    message_id = f"evt_{event.id}"
-    now = utcnow()
-    default_port = 443 if parts.scheme == "https" else 80
-    headers = {
-        "Content-Type": "application/json",
-        "User-Agent": USER_AGENT,
-        "Host": host if port == default_port else f"{host}:{port}",
-        "webhook-id": message_id,
-        "webhook-timestamp": str(int(now.timestamp())),
-        "webhook-signature": Webhook(secret).sign(message_id, now, body),
-    }
-    started = time.monotonic()
+def _resolved(url: str) -> tuple[Target | None, str | None]:
+    """Where the requests of `url` go (resolved now, to the address checked), or None
+    and why it is refused."""
     try:
-        response = _pool(parts.scheme, host, port, address).urlopen(
-            "POST", path, body=body.encode(), headers=headers, redirect=False, retries=False
-        )
-    except urllib3.exceptions.HTTPError as exc:
-        return _Outcome(None, str(exc)[:300], None, _ms(started))
-    excerpt = response.data[:500].decode("utf-8", "replace") or None
-    return _Outcome(response.status, None, excerpt, _ms(started))
+        host, port, address = resolve(url)
+    except AddressRefused as exc:
+        return None, str(exc)[:300]
+    parts = urlsplit(url)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return Target(parts.scheme, host, port, address, path), None
+
+
+def _signed(secret: str) -> Callable[[object], tuple[dict, bytes]]:
+    """What `post_in_order` sends for an event: its JSON, signed with `secret` as the
+    Standard Webhooks specification says, stamped when it is sent."""
+    signer = Webhook(secret)
+
+    def prepare(event) -> tuple[dict, bytes]:
+        body = event_body(event)
+        message_id = f"evt_{event.id}"
+        now = utcnow()
+        headers = {
+            "webhook-id": message_id,
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": signer.sign(message_id, now, body),
+        }
+        return headers, body.encode()
+
+    return prepare
+
+
+def _send(target: Target | None, refused: str | None, secret: str, events, deadline: float):
+    """The outcomes of sending `events` in order until one fails or `deadline` passes (a
+    refused address fails the first)."""
+    if target is None:
+        return [Outcome(None, refused, None, 0)]
+    config = current_app.config
+    return post_in_order(
+        target,
+        events,
+        _signed(secret),
+        timeout=config["WEBHOOK_TIMEOUT_SECONDS"],
+        deadline=deadline,
+        threads=config["WEBHOOK_CONCURRENCY"] + 1,  # and a manual redelivery
+    )
 
 
 def event_body(event) -> str:
@@ -378,11 +349,7 @@ def event_body(event) -> str:
     )
 
 
-def _ms(started: float) -> int:
-    return round((time.monotonic() - started) * 1000)
-
-
-def _log_values(endpoint_id: int, event, attempt: int, outcome: _Outcome, manual=False) -> dict:
+def _log_values(endpoint_id: int, event, attempt: int, outcome: Outcome, manual=False) -> dict:
     """The delivery log row of one attempt (and its count in the metrics)."""
     if outcome.succeeded:
         WEBHOOK_DELIVERIES.labels("delivered").inc()
@@ -489,10 +456,7 @@ def deliver_leased(
     wanted = set(endpoint.event_types or ())
     db.session.rollback()  # hold no transaction while delivering
     deadline = time.monotonic() + budget
-    try:
-        target, refused = resolve(url), None
-    except AddressRefused as exc:
-        target, refused = None, str(exc)[:300]
+    target, refused = _resolved(url)
     attempts = 0
     failed = waited = False
     while not failed and time.monotonic() < deadline:
@@ -505,23 +469,20 @@ def deliver_leased(
             waited = True
             continue
         waited = False
-        for event in events:
-            if wanted and event.type not in wanted:
-                state.cursor = event.id
-                continue
-            if target is None:
-                outcome = _Outcome(None, refused, None, 0)
-            else:
-                outcome = _post(url, target, secret, event)
-            attempts += 1
-            state.log(event, outcome)
-            if not outcome.succeeded:
-                failed = True
+        due = [event for event in events if not wanted or event.type in wanted]
+        for start in range(0, len(due), COMMIT_EVERY):
+            chunk = due[start : start + COMMIT_EVERY]
+            outcomes = _send(target, refused, secret, chunk, deadline)
+            for event, outcome in zip(chunk, outcomes, strict=False):  # those sent
+                attempts += 1
+                state.log(event, outcome)
+                failed = failed or not outcome.succeeded
+            if failed or len(outcomes) < len(chunk) or time.monotonic() >= deadline:
                 break
             if state.due():
                 state.save(lease)
-            if time.monotonic() >= deadline:
-                break
+        else:  # all delivered: the cursor passes the unwanted events after them too
+            state.cursor = events[-1].id
     state.save(lease, release=True)
     return attempts
 
@@ -548,7 +509,7 @@ class _State:
         self.saved_cursor = endpoint.cursor
         self.saved_at = time.monotonic()
 
-    def log(self, event, outcome: _Outcome) -> None:
+    def log(self, event, outcome: Outcome) -> None:
         self.rows.append(_log_values(self.id, event, self.attempts + 1, outcome))
         if outcome.succeeded:
             self.cursor = event.id
@@ -557,7 +518,7 @@ class _State:
         else:
             self._failed(outcome)
 
-    def _failed(self, outcome: _Outcome) -> None:
+    def _failed(self, outcome: Outcome) -> None:
         now = utcnow()
         self.attempts += 1
         self.failing_since = self.failing_since or now
@@ -609,17 +570,21 @@ class _State:
         self.saved_at = time.monotonic()
 
 
+# What an event's delivery needs of it (`event_body`, the log).
+_EVENT_COLUMNS = (
+    OutboxEvent.id,
+    OutboxEvent.type,
+    OutboxEvent.company_id,
+    OutboxEvent.created,
+    OutboxEvent.data,
+)
+
+
 def _events_after(company_id: int, cursor: int) -> list:
     """The company's next events after `cursor` (rows, not objects), in order."""
     try:
         return db.session.execute(
-            select(
-                OutboxEvent.id,
-                OutboxEvent.type,
-                OutboxEvent.company_id,
-                OutboxEvent.created,
-                OutboxEvent.data,
-            )
+            select(*_EVENT_COLUMNS)
             .where(OutboxEvent.company_id == company_id, OutboxEvent.id > cursor)
             .order_by(OutboxEvent.id)
             .limit(FETCH)

@@ -32,6 +32,7 @@ class Receiver:
                             "body": body.decode(),
                             "status": status,
                             "at": time.time(),
+                            "peer": self.client_address,
                         }
                     )
                 reply = b"ok" if status < 300 else b"nope"
