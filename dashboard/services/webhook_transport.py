@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import atexit
 import http.client
+import io
 import socket
 import ssl
 import threading
@@ -106,6 +107,70 @@ class _Connection(http.client.HTTPConnection):
         self.sock = sock
 
 
+class _TLSSocket:
+    """TLS over a plain socket through memory buffers (`ssl.SSLObject`), with what
+    `http.client` asks of a socket. Not `SSLContext.wrap_socket`: the standard library's
+    `SSLSocket` looks itself up in the `ssl` module, which gevent patched, and fails in a
+    native thread."""
+
+    CHUNK = 16 * 1024
+
+    def __init__(self, sock, context: ssl.SSLContext, host: str):
+        self._sock = sock
+        self._incoming, self._outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self._tls = context.wrap_bio(self._incoming, self._outgoing, server_hostname=host)
+        self._io(self._tls.do_handshake)
+
+    def _flush(self) -> None:
+        data = self._outgoing.read()
+        if data:
+            self._sock.sendall(data)
+
+    def _io(self, operation, *args):
+        """`operation` of the TLS object, feeding it from the socket until it can go on."""
+        while True:
+            try:
+                result = operation(*args)
+            except ssl.SSLWantReadError:
+                self._flush()
+                data = self._sock.recv(self.CHUNK)
+                if data:
+                    self._incoming.write(data)
+                else:
+                    self._incoming.write_eof()
+                continue
+            self._flush()
+            return result
+
+    def sendall(self, data) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[self._io(self._tls.write, view) :]
+
+    def recv_into(self, buffer, size: int = 0) -> int:
+        try:
+            return self._io(self._tls.read, size or len(buffer), buffer)
+        except ssl.SSLZeroReturnError:  # the peer ended TLS
+            return 0
+
+    def makefile(self, mode: str = "rb", buffering: int = -1):
+        return io.BufferedReader(_Reader(self))
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+class _Reader(io.RawIOBase):
+    def __init__(self, sock: _TLSSocket):
+        self._sock = sock
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        return self._sock.recv_into(buffer)
+
+
 _tls_context = None
 
 
@@ -117,7 +182,12 @@ class _TLSConnection(_Connection):
             # PROTOCOL_TLS_CLIENT: the certificate is required and checked against the name.
             _tls_context = _original("ssl", "SSLContext")(ssl.PROTOCOL_TLS_CLIENT)
             _tls_context.load_default_certs()
-        self.sock = _tls_context.wrap_socket(self.sock, server_hostname=self.target.host)
+        try:
+            self.sock = _TLSSocket(self.sock, _tls_context, self.target.host)
+        except BaseException:
+            self.sock.close()
+            self.sock = None
+            raise
 
 
 # Open connections not in use, per receiver address, each with when it was put back.

@@ -6,6 +6,7 @@ busy."""
 
 from __future__ import annotations
 
+import os
 import socket
 import ssl
 import subprocess
@@ -102,26 +103,34 @@ def test_a_kept_alive_connection_the_receiver_closed_is_opened_anew():
         listener.close()
 
 
-def test_certificates_are_checked_against_the_host_name(tmp_path):
+@pytest.fixture
+def tls_receiver(tmp_path):
+    """An HTTPS receiver on 127.0.0.1 with a self-signed certificate for
+    hooks.example.com: (port, the certificate's file)."""
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
-        + ["-subj", "/CN=hooks.example.com", "-keyout", str(key), "-out", str(cert)],
+        + ["-subj", "/CN=hooks.example.com", "-addext", "subjectAltName=DNS:hooks.example.com"]
+        + ["-keyout", str(key), "-out", str(cert)],
         check=True,
         capture_output=True,
     )
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
         def do_POST(self):  # noqa: N802
-            self.send_response(200)
-            self.end_headers()
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 
         def log_message(self, *args):
             pass
 
     class Server(ThreadingHTTPServer):
+        daemon_threads = True
+
         def handle_error(self, request, client_address):
-            pass  # the client refused our certificate, as it should
+            pass  # a client that refused our certificate, as it should
 
     server = Server(("127.0.0.1", 0), Handler)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -131,14 +140,16 @@ def test_certificates_are_checked_against_the_host_name(tmp_path):
         server.socket, server_side=True, do_handshake_on_connect=False
     )
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        target = Target("https", "hooks.example.com", server.server_address[1], "127.0.0.1", "/")
-        outcomes = _run(target, 1)
-        assert outcomes[0].status_code is None
-        assert "CERTIFICATE_VERIFY_FAILED" in outcomes[0].error  # self-signed: not trusted
-    finally:
-        server.shutdown()
-        server.server_close()
+    yield server.server_address[1], cert
+    server.shutdown()
+    server.server_close()
+
+
+def test_certificates_are_checked_against_the_host_name(tls_receiver):
+    port, _ = tls_receiver
+    outcomes = _run(Target("https", "hooks.example.com", port, "127.0.0.1", "/"), 1)
+    assert outcomes[0].status_code is None
+    assert "CERTIFICATE_VERIFY_FAILED" in outcomes[0].error  # self-signed: not trusted
 
 
 GEVENT_RUN = """
@@ -148,14 +159,14 @@ import sys, time
 import gevent
 from dashboard.services.webhook_transport import Target, post_in_order
 
-target = Target("http", "127.0.0.1", int(sys.argv[1]), "127.0.0.1", "/hook")
+port, tls_port = int(sys.argv[1]), int(sys.argv[2])
 window = []
 
-def deliver():
+def deliver(target):
     outcomes = post_in_order(
         target, range(20), lambda n: ({}, b"{}"), timeout=5, deadline=time.monotonic() + 10
     )
-    assert all(o.succeeded for o in outcomes) and len(outcomes) == 20, outcomes
+    assert [o.status_code for o in outcomes] == [200] * 20, outcomes
 
 def spin():  # a greenlet that keeps the event loop from running for 1.5 s
     window.append(time.time())
@@ -164,18 +175,28 @@ def spin():  # a greenlet that keeps the event loop from running for 1.5 s
         pass
     window.append(time.time())
 
-runs = [gevent.spawn(deliver), gevent.spawn(spin)]
+runs = [
+    gevent.spawn(deliver, Target("http", "127.0.0.1", port, "127.0.0.1", "/hook")),
+    gevent.spawn(spin),
+]
 gevent.joinall(runs, raise_error=True)
+# TLS too, its certificate trusted here (SSL_CERT_FILE) and checked against the name.
+deliver(Target("https", "hooks.example.com", tls_port, "127.0.0.1", "/hook"))
+wrong = Target("https", "other.example.com", tls_port, "127.0.0.1", "/hook")
+refused = post_in_order(wrong, [0], lambda n: ({}, b"{}"), timeout=5, deadline=time.monotonic())
+assert "Hostname mismatch" in refused[0].error, refused
 print(window[0], window[1])
 """
 
 
-def test_under_gevent_a_run_goes_on_while_the_event_loop_is_busy(receiver):
+def test_under_gevent_a_run_goes_on_while_the_event_loop_is_busy(receiver, tls_receiver):
     """The round trips of a run do not wait for the event loop: in a gevent worker busy
-    with charge points they would otherwise each wait for its next turn."""
+    with charge points they would otherwise each wait for its next turn. Over TLS too."""
+    tls_port, cert = tls_receiver
     result = subprocess.run(
-        [sys.executable, "-c", GEVENT_RUN, str(receiver.port)],
+        [sys.executable, "-c", GEVENT_RUN, str(receiver.port), str(tls_port)],
         cwd=ROOT,
+        env={**os.environ, "SSL_CERT_FILE": str(cert)},
         capture_output=True,
         text=True,
         timeout=60,
