@@ -140,6 +140,18 @@ def quantile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
+def sessions(url: str) -> int:
+    """PostgreSQL sessions opened so far in the database: connections a pool opened (and
+    closed again) beyond its size show here."""
+    app = create_app({"SECRET_KEY": "bench", "SQLALCHEMY_DATABASE_URI": url})
+    with app.app_context():
+        count = db.session.scalar(
+            db.text("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+        )
+        db.engine.dispose()
+        return count
+
+
 def lag_by_window(arrivals: list) -> str:
     """The p95 from commit to receipt of the events committed in each WINDOW seconds."""
     if not arrivals:
@@ -208,7 +220,9 @@ def main() -> int:
         with app.app_context():
             start = last_event_id()
         process, port = serve(url, args.workers, workdir / "on.log", env_networks)
+        opened = sessions(url)
         on = run_client(f"ws://127.0.0.1:{port}/ocpp", args, "on")
+        opened = sessions(url) - opened - 1
         committed = committed_since(url, start)
         time.sleep(3)  # the last deliveries
         receivers.send_signal(signal.SIGTERM)
@@ -217,7 +231,7 @@ def main() -> int:
         receivers = None
         latencies = [latency for _, _, latency in arrivals]
         distinct = len({event_id for event_id, _, _ in arrivals})
-        print(f"webhooks on: {figures(on)}")
+        print(f"webhooks on: {figures(on)}; {opened} PostgreSQL sessions opened meanwhile")
         print(
             f"deliveries: {distinct} of {committed} committed connector.status_changed events "
             f"received ({len(arrivals) - distinct} repeats) by {len(ports)} endpoints; "

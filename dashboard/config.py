@@ -48,12 +48,13 @@ def engine_options(url: str) -> dict:
     """SQLAlchemy engine options. No pre-ping: it costs a round trip per request; a dropped
     connection invalidates the pool on first use instead, and connections are renewed every
     half hour. A server database's pool is sized by DATABASE_POOL_SIZE and
-    DATABASE_MAX_OVERFLOW (SQLAlchemy's 5 and 10 by default: in a gevent worker a small pool
-    also throttles, greenlets waiting for a connection instead of all querying at once; the
-    benchmarks measured no gain from a larger one). PostgreSQL sessions run in UTC."""
+    DATABASE_MAX_OVERFLOW (10 and 10 by default: the ingest batches, the sweep and
+    WEBHOOK_CONCURRENCY (8) webhook runs each take one at times; with SQLAlchemy's 5,
+    `bench/events.py` saw the pool open and close 705 overflow connections in 45 s, 43 with
+    10). PostgreSQL sessions run in UTC."""
     options: dict = {"pool_recycle": 1800}
     if not url.startswith("sqlite"):
-        options["pool_size"] = _int("DATABASE_POOL_SIZE", 5)
+        options["pool_size"] = _int("DATABASE_POOL_SIZE", 10)
         options["max_overflow"] = _int("DATABASE_MAX_OVERFLOW", 10)
     if url.startswith("postgresql"):
         # Sessions in UTC, whatever the server's zone: psycopg then returns timestamps

@@ -45,7 +45,7 @@ def test_server_database_pool_is_sized_by_the_environment(monkeypatch):
     monkeypatch.delenv("DATABASE_MAX_OVERFLOW", raising=False)
     assert engine_options("postgresql+psycopg://u@h/db") == {
         "pool_recycle": 1800,
-        "pool_size": 5,
+        "pool_size": 10,
         "max_overflow": 10,
         "connect_args": {"options": "-c TimeZone=UTC"},
     }
