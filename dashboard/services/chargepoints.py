@@ -256,10 +256,11 @@ def record_disconnections(marks: list[tuple[int, datetime]]) -> None:
         .returning(ChargePoint.id, ChargePoint.company_id, ChargePoint.identity)
         .execution_options(synchronize_session=False)
     ).all()
-    for cp_id, company_id, identity in sorted(rows):
+    rows = sorted(rows)
+    for cp_id, company_id, identity in rows:
         _announce_ids(cp_id, company_id, "disconnected")
         emit(None, "chargepoint.disconnected", company_id, _cp_data(cp_id, identity))
-        incidents.on_disconnected(cp_id, company_id, now)
+    incidents.on_disconnected([(cp_id, company_id) for cp_id, company_id, _ in rows], now)
 
 
 def _cp_data(cp_id: int, identity: str, **more) -> dict:

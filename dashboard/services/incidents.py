@@ -22,7 +22,13 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import case, delete, func, literal, select, update
 
-from dashboard.extensions import among, db, insert_ignoring_duplicates, try_transaction_lock
+from dashboard.extensions import (
+    among,
+    db,
+    insert_all,
+    insert_ignoring_duplicates,
+    try_transaction_lock,
+)
 from dashboard.live.events import publish_after_commit
 from dashboard.models import (
     ChargePoint,
@@ -294,10 +300,36 @@ def _operator_made(cp_id: int, connector_id: int, source: str) -> bool:
     return False
 
 
-def on_disconnected(cp_id: int, company_id: int, at: datetime) -> None:
-    """A charge point's socket closed: the offline condition begins."""
-    db.session.add(ConnectivityEvent(cp_id=cp_id, kind="disconnected", at=at))
-    _begin("offline", company_id, cp_id, None, at, detail="disconnected")
+def on_disconnected(chargepoints: list[tuple[int, int]], at: datetime) -> None:
+    """Charge points' sockets closed, each (cp_id, company_id): logged, and each one's
+    offline condition begins (pending, unless recorded already). Two statements however
+    many: a worker stopping for a deploy closes thousands at once, and a statement each
+    kept it past gunicorn's graceful timeout."""
+    if not chargepoints:
+        return
+    insert_all(
+        ConnectivityEvent.__table__,
+        [{"cp_id": cp_id, "kind": "disconnected", "at": at} for cp_id, _ in chargepoints],
+    )
+    db.session.execute(
+        insert_ignoring_duplicates(Incident).values(
+            [
+                {
+                    "kind": "offline",
+                    "state": "pending",
+                    "subject": str(cp_id),
+                    "company_id": company_id,
+                    "cp_id": cp_id,
+                    "connector_id": None,
+                    "since": at,
+                    "opened_at": None,
+                    "error_code": None,
+                    "detail": "disconnected",
+                }
+                for cp_id, company_id in chargepoints
+            ]
+        )
+    )
 
 
 def on_connected(cp_id: int, at: datetime) -> None:

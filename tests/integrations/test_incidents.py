@@ -10,7 +10,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from dashboard.extensions import db
-from dashboard.models import ChargePoint, Command, Incident
+from dashboard.models import ChargePoint, Command, ConnectivityEvent, Incident
 from dashboard.models.types import utcnow
 from dashboard.services import incidents
 from dashboard.services.chargepoints import record_connected, record_disconnections
@@ -269,11 +269,12 @@ def test_the_charge_point_itself_faulted_is_an_incident_of_connector_0(app, worl
     assert _incidents(app) == [("faulted", "resolved", f"{world.cp_a}/0")]
 
 
-def test_a_fleet_back_after_an_outage_ends_its_conditions_in_a_few_statements(app, world):
-    """Ten charge points disconnected (an outage): four of them long enough for an open
-    incident, the others still pending; all come back. One sweep forgets the pending ones
-    and resolves the open ones, each at the time it came back, with as many statements for
-    ten charge points as for one (a fleet of thousands after a restart)."""
+def test_a_fleet_goes_and_comes_back_in_a_few_statements(app, world):
+    """Ten charge points disconnected at once (a deploy, an outage), with as many
+    statements as one: four of them long enough for an open incident, the others still
+    pending; all come back. One sweep forgets the pending ones and resolves the open ones,
+    each at the time it came back, again with as many statements for ten charge points as
+    for one (a fleet of thousands after a restart)."""
     from dashboard.services.chargepoints import create_chargepoint
 
     with app.app_context():
@@ -286,8 +287,18 @@ def test_a_fleet_back_after_an_outage_ends_its_conditions_in_a_few_statements(ap
         db.session.commit()
         marks = [(cp_id, record_connected(cp_id)) for cp_id in cp_ids]
         db.session.commit()
+    # A worker stopping for a deploy disconnects thousands at once: as many statements
+    # for ten as for one.
+    with recorded_statements(app) as statements, app.app_context():
         record_disconnections(marks)
         db.session.commit()
+    writes = [s for s in statements if s.split()[0] in ("INSERT", "UPDATE")]
+    assert len(writes) <= 4, writes  # the charge points, the log, the incidents, the outbox
+    with app.app_context():
+        log = db.session.scalars(
+            select(ConnectivityEvent.cp_id).where(ConnectivityEvent.kind == "disconnected")
+        ).all()
+        assert sorted(log) == sorted(cp_ids)
         early = utcnow() - timedelta(minutes=10)
         db.session.execute(  # four went down ten minutes ago: past the hold-down
             db.update(Incident).where(Incident.cp_id.in_(cp_ids[:4])).values(since=early)
