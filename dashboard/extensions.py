@@ -117,24 +117,32 @@ def unnest(table, names: tuple[str, ...]) -> tuple[str, list]:
 
 
 @lru_cache(maxsize=64)
-def _insert_arrays(table, names: tuple[str, ...]):
+def _insert_arrays(table, names: tuple[str, ...], ignoring_duplicates: bool = False):
     arrays, binds = unnest(table, names)
     columns = ", ".join(names)
     return text(
         f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM {arrays} "
         f"WITH ORDINALITY AS r({columns}, n) ORDER BY n"
+        + (" ON CONFLICT DO NOTHING" if ignoring_duplicates else "")
     ).bindparams(*binds)
 
 
-def insert_all(table, rows: list[dict], connection=None) -> None:
+def insert_all(table, rows: list[dict], connection=None, ignoring_duplicates: bool = False) -> None:
     """INSERT `rows` (dicts with the same keys) into `table`, in their order (ids follow
     it), on `connection` (the session's by default): on PostgreSQL one statement of
-    arrays, elsewhere an executemany."""
+    arrays, elsewhere an executemany. With `ignoring_duplicates`, a row a unique key
+    already holds is skipped (ON CONFLICT DO NOTHING)."""
     if not rows:
         return
     connection = connection or db.session.connection()
     if connection.dialect.name != "postgresql":
-        connection.execute(table.insert(), rows)
+        statement = table.insert()
+        if ignoring_duplicates:
+            statement = sqlite.insert(table).on_conflict_do_nothing()
+        connection.execute(statement, rows)
         return
     names = tuple(rows[0])
-    connection.execute(_insert_arrays(table, names), {n: [row[n] for row in rows] for n in names})
+    connection.execute(
+        _insert_arrays(table, names, ignoring_duplicates),
+        {n: [row[n] for row in rows] for n in names},
+    )

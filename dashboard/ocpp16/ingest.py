@@ -107,9 +107,13 @@ class StatusBatcher:
             self._record(batch)
             db.session.commit()
             INGEST_COMMIT_SECONDS.observe(time.perf_counter() - started)
-        except Exception:
+        except Exception as exc:
             db.session.rollback()
-            log.warning("a batch of %d statuses failed; replaying one by one", len(batch))
+            log.warning(
+                "a batch of %d statuses failed (%s); replaying one by one",
+                len(batch),
+                str(exc).splitlines()[0][:300],
+            )
             for item in batch:
                 try:
                     self._record([item])

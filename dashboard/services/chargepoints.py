@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from flask import current_app
-from sqlalchemy import and_, case, func, or_, select, tuple_, update
+from sqlalchemy import and_, bindparam, case, func, or_, select, text, tuple_, update
 
-from dashboard.extensions import among, db
+from dashboard.extensions import among, db, unnest
 from dashboard.live.events import publish_after_commit
 from dashboard.models import ChargePoint, Company, ConnectivityEvent, Connector, User
 from dashboard.models.types import utcnow
@@ -244,18 +245,39 @@ def record_connected(*cp_ids: int) -> datetime:
     return now
 
 
+@lru_cache(maxsize=1)
+def _disconnect_arrays():
+    """The UPDATE of `record_disconnections` on PostgreSQL, its marks as two arrays: the
+    same statement whatever their number (as a list of pairs, 500 of them took 60 ms)."""
+    table = ChargePoint.__table__
+    arrays, binds = unnest(table, ("id", "connected_since"))
+    return text(
+        f"UPDATE {table.name} SET connected_since = NULL, stale_since = NULL, updated = :now "
+        f"FROM {arrays} AS m(id, since) "
+        f"WHERE {table.name}.id = m.id AND {table.name}.connected_since = m.since "
+        f"RETURNING {table.name}.id, {table.name}.company_id, {table.name}.identity"
+    ).bindparams(*binds, bindparam("now", type_=table.c.updated.type))
+
+
 def record_disconnections(marks: list[tuple[int, datetime]]) -> None:
     """Mark charge points disconnected, each (cp_id, the mark its connection got) unless a
-    newer connection has marked it since: one UPDATE for all. The announcements name the
-    company each belongs to now, not when it connected."""
+    newer connection has marked it since: one UPDATE for all (a worker stopping for a
+    deploy marks thousands at once). The announcements name the company each belongs to
+    now, not when it connected."""
     now = utcnow()
-    rows = db.session.execute(
-        update(ChargePoint)
-        .where(tuple_(ChargePoint.id, ChargePoint.connected_since).in_(marks))
-        .values(connected_since=None, stale_since=None)
-        .returning(ChargePoint.id, ChargePoint.company_id, ChargePoint.identity)
-        .execution_options(synchronize_session=False)
-    ).all()
+    if db.session.get_bind().dialect.name == "postgresql":
+        ids, since = zip(*marks, strict=True) if marks else ((), ())
+        rows = db.session.execute(
+            _disconnect_arrays(), {"id": list(ids), "connected_since": list(since), "now": now}
+        ).all()
+    else:
+        rows = db.session.execute(
+            update(ChargePoint)
+            .where(tuple_(ChargePoint.id, ChargePoint.connected_since).in_(marks))
+            .values(connected_since=None, stale_since=None)
+            .returning(ChargePoint.id, ChargePoint.company_id, ChargePoint.identity)
+            .execution_options(synchronize_session=False)
+        ).all()
     rows = sorted(rows)
     for cp_id, company_id, identity in rows:
         _announce_ids(cp_id, company_id, "disconnected")

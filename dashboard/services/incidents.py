@@ -311,24 +311,21 @@ def on_disconnected(chargepoints: list[tuple[int, int]], at: datetime) -> None:
         ConnectivityEvent.__table__,
         [{"cp_id": cp_id, "kind": "disconnected", "at": at} for cp_id, _ in chargepoints],
     )
-    db.session.execute(
-        insert_ignoring_duplicates(Incident).values(
-            [
-                {
-                    "kind": "offline",
-                    "state": "pending",
-                    "subject": str(cp_id),
-                    "company_id": company_id,
-                    "cp_id": cp_id,
-                    "connector_id": None,
-                    "since": at,
-                    "opened_at": None,
-                    "error_code": None,
-                    "detail": "disconnected",
-                }
-                for cp_id, company_id in chargepoints
-            ]
-        )
+    insert_all(
+        Incident.__table__,
+        [
+            {
+                "kind": "offline",
+                "state": "pending",
+                "subject": str(cp_id),
+                "company_id": company_id,
+                "cp_id": cp_id,
+                "since": at,
+                "detail": "disconnected",
+            }
+            for cp_id, company_id in chargepoints
+        ],
+        ignoring_duplicates=True,
     )
 
 

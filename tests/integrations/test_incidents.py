@@ -137,6 +137,24 @@ def test_unavailable_counts_only_when_no_operator_made_it(app, world, connectors
     assert _incidents(app) == [("unavailable", "open", f"{world.cp_b}/1")]
 
 
+def test_the_disconnection_of_an_older_connection_leaves_the_newer_one(app, world):
+    """A socket that closes after the charge point reconnected (to another worker, say)
+    marks nothing: the newer connection stands, nothing is logged, no condition begins."""
+    with app.app_context():
+        older = record_connected(world.cp_a)
+        db.session.commit()
+        time.sleep(0.002)
+        newer = record_connected(world.cp_a)
+        db.session.commit()
+        record_disconnections([(world.cp_a, older)])
+        db.session.commit()
+        assert db.session.get(ChargePoint, world.cp_a).connected_since == newer
+        assert not db.session.scalars(
+            select(ConnectivityEvent).where(ConnectivityEvent.kind == "disconnected")
+        ).all()
+    assert _incidents(app) == []
+
+
 def test_offline_after_five_minutes_and_a_quick_reconnect_is_nothing(app, world):
     with app.app_context():
         since = record_connected(world.cp_a)
