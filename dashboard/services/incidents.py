@@ -162,27 +162,38 @@ def remove_override(user: User, kind: str, company_id: int) -> None:
 # --- conditions begin and end -------------------------------------------------------------
 
 
+def _subject(cp_id: int, connector_id: int | None = None) -> str:
+    """What a condition is about: a charge point ("12") or one of its connectors ("12/1")."""
+    return str(cp_id) if connector_id is None else f"{cp_id}/{connector_id}"
+
+
+def _condition(
+    kind, company_id, cp_id, connector_id, since, error_code=None, detail=None, opened_at=None
+) -> dict:
+    """The incident row of condition `kind` of a charge point (`connector_id` None) or a
+    connector, begun at `since`: pending, or open at `opened_at`."""
+    return {
+        "kind": kind,
+        "state": "pending" if opened_at is None else "open",
+        "subject": _subject(cp_id, connector_id),
+        "company_id": company_id,
+        "cp_id": cp_id,
+        "connector_id": connector_id,
+        "since": since,
+        "opened_at": opened_at,
+        "error_code": error_code,
+        "detail": detail,
+    }
+
+
 def _begin(
     kind, company_id, cp_id, connector_id, since, error_code=None, detail=None, opened_at=None
 ) -> None:
     """Record that condition `kind` of a charge point or connector began at `since`:
     pending, or open at `opened_at`. Nothing if it is recorded already."""
-    subject = str(cp_id) if connector_id is None else f"{cp_id}/{connector_id}"
+    row = _condition(kind, company_id, cp_id, connector_id, since, error_code, detail, opened_at)
     inserted = db.session.execute(
-        insert_ignoring_duplicates(Incident)
-        .values(
-            kind=kind,
-            state="pending" if opened_at is None else "open",
-            subject=subject,
-            company_id=company_id,
-            cp_id=cp_id,
-            connector_id=connector_id,
-            since=since,
-            opened_at=opened_at,
-            error_code=error_code,
-            detail=detail,
-        )
-        .returning(Incident.id)
+        insert_ignoring_duplicates(Incident).values(**row).returning(Incident.id)
     ).scalar()
     if inserted is not None and opened_at is not None:
         _announce(db.session.get(Incident, inserted), "opened")
@@ -251,7 +262,7 @@ def on_chargepoint_status(chargepoint, previous: str | None, status: str, error_
 
 
 def _status_changed(chargepoint, number, previous, status, error_code, source, at, detail):
-    subject = f"{chargepoint.id}/{number}"
+    subject = _subject(chargepoint.id, number)
     if previous == "Faulted" and status != "Faulted":
         _end("faulted", subject, at)
     if previous == "Unavailable" and status != "Unavailable":
@@ -314,15 +325,7 @@ def on_disconnected(chargepoints: list[tuple[int, int]], at: datetime) -> None:
     insert_all(
         Incident.__table__,
         [
-            {
-                "kind": "offline",
-                "state": "pending",
-                "subject": str(cp_id),
-                "company_id": company_id,
-                "cp_id": cp_id,
-                "since": at,
-                "detail": "disconnected",
-            }
+            _condition("offline", company_id, cp_id, None, at, detail="disconnected")
             for cp_id, company_id in chargepoints
         ],
         ignoring_duplicates=True,
