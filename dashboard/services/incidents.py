@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import case, delete, func, literal, select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from dashboard.extensions import (
     among,
@@ -341,6 +342,28 @@ def on_connected(cp_id: int, at: datetime) -> None:
 # --- the sweep --------------------------------------------------------------------------
 
 
+def _set_stale_since(cp: ChargePoint, value: datetime | None) -> bool:
+    """Set `cp`'s stale mark to `value` only if it is still what was read: whether this
+    process changed it. The sweep's lock keeps a second sweeper out on PostgreSQL; on
+    SQLite (no such lock) a second process that read the same row finds it changed here,
+    so a charge point goes stale (or comes back) once, with one event."""
+    changed = db.session.execute(
+        update(ChargePoint)
+        .where(
+            ChargePoint.id == cp.id,
+            ChargePoint.stale_since.is_(None)
+            if cp.stale_since is None
+            else ChargePoint.stale_since == cp.stale_since,
+        )
+        .values(stale_since=value)
+        .execution_options(synchronize_session=False)
+    )
+    if changed.rowcount != 1:
+        return False
+    set_committed_value(cp, "stale_since", value)
+    return True
+
+
 def sweep(now: datetime | None = None) -> bool:
     """Evaluate the time-based rules: charge points gone stale or back, offline conditions
     ended, flapping, and pending incidents whose hold-down has passed. Commits. Returns
@@ -362,7 +385,8 @@ def sweep(now: datetime | None = None) -> bool:
             last_heard < now - silent_for,
         )
     ):
-        cp.stale_since = (cp.last_seen or cp.connected_since) + silent_for
+        if not _set_stale_since(cp, (cp.last_seen or cp.connected_since) + silent_for):
+            continue  # another sweeper marked it first
         db.session.add(ConnectivityEvent(cp_id=cp.id, kind="stale", at=cp.stale_since))
         uptime.touch(cp.id, cp.stale_since, now)
         outbox.emit(
@@ -384,9 +408,10 @@ def sweep(now: datetime | None = None) -> bool:
             last_heard >= now - silent_for,
         )
     ):
+        if not _set_stale_since(cp, None):
+            continue
         db.session.add(ConnectivityEvent(cp_id=cp.id, kind="back", at=cp.last_seen))
         uptime.touch(cp.id, cp.last_seen, now)
-        cp.stale_since = None
         outbox.emit(
             None,
             "chargepoint.connected",

@@ -7,7 +7,7 @@ import json
 import time
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from dashboard.extensions import db
 from dashboard.models import ChargePoint, Command, ConnectivityEvent, Incident
@@ -200,6 +200,27 @@ def test_a_stale_charge_point_is_offline_and_comes_back(app, world, as_):
     assert _incidents(app) == [("offline", "resolved", str(world.cp_a))]
     types = [e["type"] for e in as_("user_a").get("/api/v1/events").json["res_data"]["events"]]
     assert types.count("chargepoint.stale") == 1
+
+
+def test_a_charge_point_another_sweeper_marked_stale_is_not_marked_again(app, world):
+    """Two sweepers that read the same silent charge point (SQLite has no sweep lock): the
+    one that writes second changes nothing, so it emits no second stale event."""
+    with app.app_context():
+        record_connected(world.cp_a)
+        db.session.commit()
+        cp = db.session.get(ChargePoint, world.cp_a)  # this sweeper's read: not stale
+        assert cp.stale_since is None
+        marked = utcnow()
+        with db.engine.begin() as other:  # the other sweeper marks it meanwhile
+            other.execute(
+                update(ChargePoint).where(ChargePoint.id == cp.id).values(stale_since=marked)
+            )
+        assert not incidents._set_stale_since(cp, marked + timedelta(seconds=1))
+        db.session.rollback()
+        assert db.session.get(ChargePoint, world.cp_a).stale_since == marked
+        assert incidents._set_stale_since(db.session.get(ChargePoint, world.cp_a), None)
+        db.session.commit()
+        assert db.session.get(ChargePoint, world.cp_a).stale_since is None
 
 
 def test_flapping_opens_and_calms_down(app, world):

@@ -34,12 +34,12 @@ def _aggregate(now=NOW) -> None:
     caught_up = (now - uptime.AGGREGATE_GRACE).date()  # the first day not over
     for _ in range(200):
         done = uptime.aggregate_due(now)
-        next_day = uptime._next_day()
-        marked = db.session.scalar(
+        next_day = uptime._next_day()  # None: another process's first aggregation runs
+        marked = next_day is not None and db.session.scalar(
             select(func.count()).select_from(UptimeDirty).where(UptimeDirty.day < next_day)
         )
         db.session.commit()
-        if not done and not marked and next_day >= caught_up:
+        if not done and next_day is not None and not marked and next_day >= caught_up:
             return
         time.sleep(0.05)
     raise AssertionError("the aggregation stayed held by another process")
