@@ -39,6 +39,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 from common import ROOT, clean_up, database, serve, start_bare_server
@@ -160,6 +161,7 @@ def drive(
     figures = {
         "connected": connected,
         "failed": sum(c[0]["failed"] for c in lines),
+        "why_failed": sum((Counter(c[0]["why_failed"]) for c in lines), Counter()),
         "connect_seconds": max(c[0]["seconds"] for c in lines),
         "p99_connect_ms": max(c[0]["p99_connect_ms"] for c in lines),
         "memory_mb_per_1000_per_worker": {
@@ -187,6 +189,9 @@ def drive(
                 "deploy": deploy is not None and index == len(steps) - 1,
                 "restarted": sum(p["restarted"] for p in parts),
                 "back": sum(p["back"] for p in parts),
+                "why_failed": sum((Counter(p["why_failed"]) for p in parts), Counter()),
+                "back_p50_ms": max(p["back_p50_ms"] for p in parts),
+                "back_p99_ms": max(p["back_p99_ms"] for p in parts),
                 "back_seconds": max((p["back_seconds"] or 0.0) for p in parts),
                 "worst_ms": [max(w) for w in zip(*(p["worst_ms"] for p in parts), strict=True)],
             }
@@ -450,6 +455,8 @@ def main() -> int:
                 else "NOT met"
             )
         )
+        if plugboard["why_failed"]:
+            print(f"  failed connections, why: {dict(plugboard['why_failed'].most_common())}")
         deployed = next((s for s in plugboard["steps"] if s["deploy"]), None)
         if deployed is not None:
             print(
@@ -466,6 +473,13 @@ def main() -> int:
                     and twice == 0
                     else "NOT met"
                 )
+            )
+            why = deployed["why_failed"] - plugboard["why_failed"]  # the step's own
+            if why:
+                print(f"  not back, why: {dict(why.most_common())}")
+            print(
+                f"  coming back (connect, boot, every status) took p50 "
+                f"{deployed['back_p50_ms']:,.0f} ms, p99 {deployed['back_p99_ms']:,.0f} ms"
             )
         print(
             f"goal: < 60 MB per 1,000 charge points per worker: {worst_memory:.1f} MB, "

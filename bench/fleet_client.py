@@ -21,6 +21,7 @@ import json
 import random
 import resource
 import time
+from collections import Counter
 from datetime import UTC, datetime
 
 from websockets.asyncio.client import connect
@@ -66,13 +67,24 @@ RECONNECT_JITTER = 30.0
 WINDOW = 5
 
 
-async def _result(ws, message_id: str) -> bool:
+async def _result(ws, message_id: str) -> str | None:
     """Wait for the answer to our CALL `message_id` (the server's own CALLs, such as a
-    TriggerMessage, are passed over): True for a CALLRESULT, False for a CALLERROR."""
+    TriggerMessage, are passed over): None for a CALLRESULT, the error code of a
+    CALLERROR."""
     while True:
         raw = await ws.recv()
         if raw.split('"', 2)[1] == message_id and raw[1] in "34":
-            return raw[1] == "3"
+            return None if raw[1] == "3" else raw.split('"', 4)[3]
+
+
+def _quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values) or [0.0]
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+
+
+def _reason(exc: Exception) -> str:
+    """A short, countable reason: the exception's type and the start of its message."""
+    return f"{type(exc).__name__} {str(exc)[:60]}".strip()
 
 
 class ChargePoint:
@@ -106,6 +118,8 @@ class Client:
         # Sockets closed with 1012 (a deploy), and how many came back, when.
         self.restarted = self.back = 0
         self.first_restart = self.last_back = None
+        self.back_latencies: list[float] = []  # connect, boot and statuses, after a 1012
+        self.why_failed: Counter[str] = Counter()  # what went wrong in `open`, how often
 
     async def open(self, cp: ChargePoint) -> bool:
         """Connect, boot and report every connector; whether all that was acknowledged."""
@@ -119,23 +133,29 @@ class Client:
                 compression=None,
                 max_queue=None,
             )
-        except Exception:
+        except Exception as exc:
             self.failed += 1
+            self.why_failed[f"connect: {_reason(exc)}"] += 1
             return False
         self.connect_latencies.append(time.monotonic() - started)
         try:  # boot, then every connector's status, one call at a time
             cp.sessions += 1
             await cp.ws.send(BOOT.format(n=0))
-            answered = await asyncio.wait_for(_result(cp.ws, "b0"), 60)
+            what = "boot"
+            error = await asyncio.wait_for(_result(cp.ws, "b0"), 60)
             for connector in range(1, cp.connectors + 1):
+                if error is not None:
+                    break
+                what = "status"
                 message_id = f"{self.args.run}s{cp.sessions}-{connector}"
                 frame = STATUS.format(id=message_id, connector=connector, status="Available")
                 await cp.ws.send(frame)
-                answered = answered and await asyncio.wait_for(_result(cp.ws, message_id), 60)
-        except Exception:
-            answered = False
-        if not answered:  # a CALLERROR (not stored in time, say), or no answer
+                error = await asyncio.wait_for(_result(cp.ws, message_id), 60)
+        except Exception as exc:
+            error = _reason(exc)
+        if error is not None:  # a CALLERROR (not stored in time, say), or no answer
             self.failed += 1
+            self.why_failed[f"{what}: {error}"] += 1
             return False
         self.connected += 1
         asyncio.get_running_loop().create_task(self.read(cp))
@@ -169,8 +189,10 @@ class Client:
             cp.busy = True  # nothing is sent to it until it is back
             cp.waiting.clear()  # unanswered: not acknowledged, so not counted
             await asyncio.sleep(random.uniform(0, RECONNECT_JITTER))
+            started = time.monotonic()
             if await self.open(cp):
                 self.back += 1
+                self.back_latencies.append(time.monotonic() - started)
                 self.last_back = time.monotonic()
             cp.busy = False
 
@@ -197,6 +219,7 @@ class Client:
                     "phase": "connect",
                     "connected": self.connected,
                     "failed": self.failed,
+                    "why_failed": dict(self.why_failed),
                     "seconds": took,
                     "p99_connect_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
                     "client_cpu": cpu(),
@@ -278,6 +301,9 @@ class Client:
                     "dropped": self.dropped,
                     "restarted": self.restarted,
                     "back": self.back,
+                    "why_failed": dict(self.why_failed),  # so far, the connect phase too
+                    "back_p50_ms": _quantile(self.back_latencies, 0.5) * 1000,
+                    "back_p99_ms": _quantile(self.back_latencies, 0.99) * 1000,
                     "back_seconds": (
                         self.last_back - self.first_restart if self.last_back else None
                     ),
