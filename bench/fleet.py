@@ -33,6 +33,7 @@ import asyncio
 import json
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -57,6 +58,7 @@ from dashboard.services.chargepoints import create_chargepoint
 from dashboard.services.permissions import SYSTEM
 
 OBSERVER = "observer@example.com"
+LAST_LOG = Path(tempfile.gettempdir()) / "plugboard-fleet-gunicorn.log"
 DEPLOY_AFTER = 5.0  # seconds into the deploy step
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -487,6 +489,9 @@ def main() -> int:
         )
         return 0
     finally:
+        if (workdir / "gunicorn.log").exists():  # kept: what the server said, for a look
+            shutil.copy(workdir / "gunicorn.log", LAST_LOG)
+            print(f"the server's log (warnings and errors): {LAST_LOG}")
         clean_up((process, bare), server, workdir)
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import DDL, BigInteger, Column, ForeignKey, Index, Integer, String, Table, Text
+from sqlalchemy import event as sa_event
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
 from dashboard.extensions import db
@@ -33,4 +35,53 @@ class OutboxEvent(db.Model):
         # the primary key instead (ids follow time).
         Index("ix_events_company_id", "company_id", "id"),
         {"sqlite_autoincrement": True},  # never reuse an id, even after pruning every row
+    )
+
+
+# pg_advisory_xact_lock key of the outbox ("PBOUTBOX" in ASCII): whoever holds it draws
+# event ids, so ids follow commit order.
+OUTBOX_LOCK = 0x50424F5554424F58
+
+
+def _array(item):
+    """An array column on PostgreSQL; text on SQLite, where the table stays unused."""
+    return ARRAY(item).with_variant(Text(), "sqlite")
+
+
+# On PostgreSQL, a transaction's events wait here, one row of arrays per transaction,
+# until it commits: then the deferred trigger below takes the outbox lock and moves them
+# into `events` (ids drawn under the lock), as part of the COMMIT. The lock is held only
+# while the server commits: never while a client, between its INSERT and its COMMIT,
+# waits for its turn on a busy worker (holding it then made every other commit wait).
+pending_events = Table(
+    "events_pending",
+    db.metadata,
+    Column("id", EventId, primary_key=True),
+    Column("types", _array(String(40)), nullable=False),
+    Column("companies", _array(Integer()), nullable=False),
+    Column("created", _array(UTCDateTime()), nullable=False),
+    Column("data", _array(Text()), nullable=False),
+)
+
+PUBLISH_FUNCTION = f"""
+CREATE OR REPLACE FUNCTION events_publish() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock({OUTBOX_LOCK});
+    INSERT INTO events (type, company_id, created, data)
+    SELECT t, c, d, x
+    FROM unnest(NEW.types, NEW.companies, NEW.created, NEW.data)
+        WITH ORDINALITY AS e(t, c, d, x, n)
+    ORDER BY n;
+    DELETE FROM events_pending WHERE id = NEW.id;
+    RETURN NULL;
+END
+$$
+"""
+PUBLISH_TRIGGER = """
+CREATE CONSTRAINT TRIGGER events_publish AFTER INSERT ON events_pending
+DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION events_publish()
+"""
+for _statement in (PUBLISH_FUNCTION, PUBLISH_TRIGGER):
+    sa_event.listen(
+        pending_events, "after_create", DDL(_statement).execute_if(dialect="postgresql")
     )

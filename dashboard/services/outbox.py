@@ -8,10 +8,14 @@ from there.
 
 Ids are given in commit order, so a reader that has seen id N has seen every event before
 it and can resume from N. On PostgreSQL, whose sequence hands out ids when rows are
-inserted, not when they commit, the insert takes a transaction-level advisory lock held
-until the commit: the events of two transactions never interleave, and a lower id never
-becomes visible after a higher one. The events are inserted last, just before the commit,
-so the lock is held for that insert and the commit only. SQLite has one writer at a time.
+inserted, not when they commit, a transaction's events wait in `events_pending` (one row
+of arrays) and a deferred trigger moves them into `events` during the COMMIT, under a
+transaction-level advisory lock held until the commit ends: the events of two
+transactions never interleave, and a lower id never becomes visible after a higher one.
+The lock is taken and released inside the server's COMMIT, so a client whose worker is
+busy never holds it while its next statement waits (when the insert took it, before the
+COMMIT, every other commit of the fleet queued behind such a client). SQLite has one
+writer at a time.
 """
 
 from __future__ import annotations
@@ -20,20 +24,19 @@ import json
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
 from dashboard.extensions import db
 from dashboard.live.events import publish_after_commit
 from dashboard.models import OutboxEvent, User
+from dashboard.models.event import pending_events
 from dashboard.models.types import utcnow
 from dashboard.services.permissions import require
 from dashboard.services.visibility import scoped
 
 _PENDING = "plugboard_outbox"
-# pg_advisory_xact_lock key of the outbox ("PBOUTBOX" in ASCII).
-OUTBOX_LOCK = 0x50424F5554424F58
 # The live-bus event that tells deliverers and streams of every process to look again.
 WAKE = "outbox"
 
@@ -74,7 +77,9 @@ def emit(session: Session | None, event_type: str, company_id: int | None, data:
     """Queue an event of `event_type` about company `company_id`: it is written when the
     session (the request's, by default) commits, and dropped if it rolls back."""
     assert event_type in EVENT_TYPES, event_type
-    session = session or db.session
+    session = session or db.session()  # the Session itself, not its scoped proxy
+    if not session.in_transaction():  # begun, so that a rollback (which drops it) is seen
+        session.begin()
     session.info.setdefault(_PENDING, []).append(
         {
             "type": event_type,
@@ -91,32 +96,21 @@ def _write_pending(session: Session) -> None:
     if not rows:
         return
     if session.get_bind().dialect.name == "postgresql":
-        # One statement for the whole batch, the lock included, its columns as arrays: a
-        # batch of hundreds of StatusNotifications costs one round trip and one parse.
+        # One row of arrays for the whole transaction: a batch of hundreds of
+        # StatusNotifications costs one statement. The COMMIT moves them into `events`
+        # in commit order (the trigger of `models.event.pending_events`).
         session.execute(
-            _INSERT_ARRAYS,
+            insert(pending_events),
             {
-                "key": OUTBOX_LOCK,
                 "types": [row["type"] for row in rows],
                 "companies": [row["company_id"] for row in rows],
                 "created": [row["created"] for row in rows],
                 "data": [row["data"] for row in rows],
             },
         )
-    else:
+    else:  # one process writes (and SQLite writes one transaction at a time)
         session.execute(insert(OutboxEvent.__table__), rows)
     publish_after_commit(session, {"type": WAKE})
-
-
-# The lock first (the CTE is evaluated once, before any id is drawn), then the rows in
-# the order emitted (WITH ORDINALITY), so that ids follow it.
-_INSERT_ARRAYS = text(
-    "WITH locked AS (SELECT pg_advisory_xact_lock(:key)) "
-    "INSERT INTO events (type, company_id, created, data) SELECT t, c, d, x FROM locked, "
-    "unnest(CAST(:types AS varchar[]), CAST(:companies AS integer[]), "
-    "CAST(:created AS timestamptz[]), CAST(:data AS text[])) "
-    "WITH ORDINALITY AS e(t, c, d, x, n) ORDER BY n"
-)
 
 
 @sa_event.listens_for(Session, "after_soft_rollback")
