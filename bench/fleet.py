@@ -194,6 +194,10 @@ def drive(
                 "why_failed": sum((Counter(p["why_failed"]) for p in parts), Counter()),
                 "back_p50_ms": max(p["back_p50_ms"] for p in parts),
                 "back_p99_ms": max(p["back_p99_ms"] for p in parts),
+                "back_phases_p50_ms": {
+                    name: max(p["back_phases_p50_ms"][name] for p in parts)
+                    for name in parts[0]["back_phases_p50_ms"]
+                },
                 "back_seconds": max((p["back_seconds"] or 0.0) for p in parts),
                 "worst_ms": [max(w) for w in zip(*(p["worst_ms"] for p in parts), strict=True)],
             }
@@ -481,7 +485,12 @@ def main() -> int:
                 print(f"  not back, why: {dict(why.most_common())}")
             print(
                 f"  coming back (connect, boot, every status) took p50 "
-                f"{deployed['back_p50_ms']:,.0f} ms, p99 {deployed['back_p99_ms']:,.0f} ms"
+                f"{deployed['back_p50_ms']:,.0f} ms, p99 {deployed['back_p99_ms']:,.0f} ms "
+                "(p50 of each part: "
+                + ", ".join(
+                    f"{name} {ms:,.0f} ms" for name, ms in deployed["back_phases_p50_ms"].items()
+                )
+                + ")"
             )
         print(
             f"goal: < 60 MB per 1,000 charge points per worker: {worst_memory:.1f} MB, "

@@ -119,10 +119,12 @@ class Client:
         self.restarted = self.back = 0
         self.first_restart = self.last_back = None
         self.back_latencies: list[float] = []  # connect, boot and statuses, after a 1012
+        self.back_phases: dict[str, list[float]] = {"handshake": [], "boot": [], "statuses": []}
         self.why_failed: Counter[str] = Counter()  # what went wrong in `open`, how often
 
-    async def open(self, cp: ChargePoint) -> bool:
-        """Connect, boot and report every connector; whether all that was acknowledged."""
+    async def open(self, cp: ChargePoint, phases: dict | None = None) -> bool:
+        """Connect, boot and report every connector; whether all that was acknowledged.
+        `phases`, if given, gets the seconds of each part (handshake, boot, statuses)."""
         started = time.monotonic()
         try:
             cp.ws = await connect(
@@ -138,11 +140,17 @@ class Client:
             self.why_failed[f"connect: {_reason(exc)}"] += 1
             return False
         self.connect_latencies.append(time.monotonic() - started)
+        mark = time.monotonic()
+        if phases is not None:
+            phases["handshake"].append(mark - started)
         try:  # boot, then every connector's status, one call at a time
             cp.sessions += 1
             await cp.ws.send(BOOT.format(n=0))
             what = "boot"
             error = await asyncio.wait_for(_result(cp.ws, "b0"), 60)
+            if phases is not None:
+                phases["boot"].append(time.monotonic() - mark)
+                mark = time.monotonic()
             for connector in range(1, cp.connectors + 1):
                 if error is not None:
                     break
@@ -153,6 +161,8 @@ class Client:
                 error = await asyncio.wait_for(_result(cp.ws, message_id), 60)
         except Exception as exc:
             error = _reason(exc)
+        if phases is not None and error is None:
+            phases["statuses"].append(time.monotonic() - mark)
         if error is not None:  # a CALLERROR (not stored in time, say), or no answer
             self.failed += 1
             self.why_failed[f"{what}: {error}"] += 1
@@ -190,7 +200,7 @@ class Client:
             cp.waiting.clear()  # unanswered: not acknowledged, so not counted
             await asyncio.sleep(random.uniform(0, RECONNECT_JITTER))
             started = time.monotonic()
-            if await self.open(cp):
+            if await self.open(cp, self.back_phases):
                 self.back += 1
                 self.back_latencies.append(time.monotonic() - started)
                 self.last_back = time.monotonic()
@@ -304,6 +314,10 @@ class Client:
                     "why_failed": dict(self.why_failed),  # so far, the connect phase too
                     "back_p50_ms": _quantile(self.back_latencies, 0.5) * 1000,
                     "back_p99_ms": _quantile(self.back_latencies, 0.99) * 1000,
+                    "back_phases_p50_ms": {
+                        name: _quantile(values, 0.5) * 1000
+                        for name, values in self.back_phases.items()
+                    },
                     "back_seconds": (
                         self.last_back - self.first_restart if self.last_back else None
                     ),

@@ -10,16 +10,23 @@ from dashboard.ocpp16.connection import Connection
 
 _lock = threading.Lock()
 _connections: dict[str, Connection] = {}
+_draining = False  # the process is stopping (`drain_all`)
 
 
 def register(connection: Connection) -> None:
-    """Make `connection` the live one for its identity, closing any older one."""
+    """Make `connection` the live one for its identity, closing any older one. In a
+    process that is stopping (it may accept for a moment after it was told to), the
+    connection is drained at once: the charge point goes straight to another process
+    instead of waiting here for the end of the graceful timeout."""
     with _lock:
         previous = _connections.get(connection.identity)
         _connections[connection.identity] = connection
         OCPP_SOCKETS.set(len(_connections))
+        draining = _draining
     if previous is not None and previous is not connection:
         previous.close(1000, "replaced by a new connection")
+    if draining:
+        connection.drain()
 
 
 def unregister(connection: Connection) -> None:
@@ -45,7 +52,9 @@ def count() -> int:
 def drain_all() -> int:
     """The process is stopping: every charge point socket closes with 1012 once the frame
     it is handling is answered (`Connection.drain`). Returns how many there were."""
+    global _draining
     with _lock:
+        _draining = True
         connections = list(_connections.values())
     for connection in connections:
         connection.drain()

@@ -192,3 +192,32 @@ def test_a_stop_closes_browser_sockets_with_1012_and_ends_event_streams(app, wor
     assert code == 1012
     assert stream_ended
     assert time.monotonic() - signalled < 10  # not the 20 s of graceful_timeout
+
+
+class _Socket:
+    """A connection's part the registry uses: its identity, and whether it was drained."""
+
+    def __init__(self, identity: str):
+        self.identity = identity
+        self.drained = False
+
+    def drain(self) -> None:
+        self.drained = True
+
+    def close(self, reason: int = 1000, message: str = "") -> None:
+        pass
+
+
+def test_a_connection_opened_while_the_process_stops_is_drained_at_once(monkeypatch):
+    """gunicorn's worker accepts for up to a second after it was told to stop: a charge
+    point that reconnected to it then is sent on (1012) at once, not kept until the
+    graceful timeout kills it."""
+    from dashboard.ocpp16 import registry
+
+    monkeypatch.setattr(registry, "_connections", {})
+    monkeypatch.setattr(registry, "_draining", False)
+    before, after = _Socket("CP-BEFORE"), _Socket("CP-AFTER")
+    registry.register(before)
+    assert registry.drain_all() == 1 and before.drained
+    registry.register(after)
+    assert after.drained
