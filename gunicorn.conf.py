@@ -43,11 +43,30 @@ except RuntimeError as exc:
 
 class PlugboardWorker(GeventWorker):
     """gunicorn's gevent worker, which on TERM (a stop, or the old workers of a HUP reload)
-    also closes every charge point socket with 1012 "service restart" once the frame it is
-    handling is answered, every browser's live socket with 1012 too, and ends every event
-    stream: charge points and browsers come straight back (to the new workers), nothing
-    acknowledged is lost, and the worker exits as soon as its sockets are gone instead of
-    at the end of graceful_timeout."""
+    stops accepting at once, closes every charge point socket with 1012 "service restart"
+    once the frame it is handling is answered, every browser's live socket with 1012 too,
+    and ends every event stream: charge points and browsers come straight back (to the new
+    workers), nothing acknowledged is lost, and the worker exits as soon as its sockets are
+    gone instead of at the end of graceful_timeout."""
+
+    def run(self):
+        """gunicorn's run, whose listening servers are kept (`self.servers`) so that a stop
+        can close them at once: gunicorn's own loop closes them only when it next wakes
+        (every second, later on a busy worker), and a fleet reconnecting after the 1012s
+        reached the stopping worker meanwhile, where the graceful timeout cut thousands
+        off before their handshake was answered."""
+        from gunicorn.workers import ggevent
+
+        worker = self
+        self.servers = []
+
+        class KeptServer(ggevent.StreamServer):
+            def start(self):
+                super().start()
+                worker.servers.append(self)
+
+        ggevent.StreamServer = KeptServer  # the name gunicorn's run makes its servers with
+        super().run()
 
     def handle_exit(self, sig, frame):
         super().handle_exit(sig, frame)
@@ -61,6 +80,8 @@ def _drain(worker) -> None:
     from dashboard.live.channel import hub
     from dashboard.ocpp16 import registry
 
+    for server in getattr(worker, "servers", ()):
+        server.close()  # accept nothing more: new connections go to the other workers
     count = registry.drain_all()
     browsers = hub.count()
     events.stopping()  # browsers' live sockets and event streams

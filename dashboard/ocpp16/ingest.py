@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from flask import Flask
 from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import joinedload, lazyload
 
 from dashboard.extensions import among, db, of_this_process
@@ -39,6 +40,12 @@ from dashboard.services.connectors import record_ocpp_status, recorded_already, 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 500
+# A batch that lost a deadlock (or a serialization conflict) is written again whole, this
+# many times in all, before the replay one message at a time: the conflict was another
+# transaction's timing, not a bad message (in a deploy, the old workers' disconnect marks
+# and the new workers' connect marks lock the same charge points; a batch of 500 replayed
+# one by one took the old worker past its graceful timeout).
+BATCH_ATTEMPTS = 3
 # How long a notification may wait for its batch before the charge point gets an error.
 SUBMIT_TIMEOUT = 30.0
 
@@ -104,8 +111,17 @@ class StatusBatcher:
         started = time.perf_counter()
         INGEST_BATCH_SIZE.observe(len(batch))
         try:
-            self._record(batch)
-            db.session.commit()
+            for attempt in range(1, BATCH_ATTEMPTS + 1):
+                try:
+                    self._record(batch)
+                    db.session.commit()
+                    break
+                except OperationalError as exc:
+                    db.session.rollback()
+                    db.session.expunge_all()
+                    if attempt == BATCH_ATTEMPTS or not _transient(exc):
+                        raise
+                    log.info("a batch of %d was a deadlock's victim; again", len(batch))
             INGEST_COMMIT_SECONDS.observe(time.perf_counter() - started)
         except Exception as exc:
             db.session.rollback()
@@ -210,6 +226,12 @@ def _boot(cp_id: int, payload: dict) -> tuple[str, bool] | None:
         return None
     status = record_boot(chargepoint, payload)
     return status, is_registered(chargepoint)
+
+
+def _transient(exc: OperationalError) -> bool:
+    """Whether the database refused the transaction for its timing only: PostgreSQL's
+    deadlock_detected (40P01) and serialization_failure (40001)."""
+    return getattr(exc.orig, "sqlstate", None) in ("40P01", "40001")
 
 
 def batcher() -> StatusBatcher:

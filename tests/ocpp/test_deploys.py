@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import signal
+import socket
 import time
 
 import pytest
@@ -192,6 +193,31 @@ def test_a_stop_closes_browser_sockets_with_1012_and_ends_event_streams(app, wor
     assert code == 1012
     assert stream_ended
     assert time.monotonic() - signalled < 10  # not the 20 s of graceful_timeout
+
+
+def _get(connection: socket.socket) -> bytes:
+    """GET /healthz on an open connection (kept alive); the start of the answer."""
+    connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    return connection.recv(200)
+
+
+def test_a_stopping_worker_accepts_no_new_connection(app, world, server):
+    """Told to stop, the worker stops accepting at once, not when gunicorn's loop next
+    wakes (up to a second later, more on a busy worker): in a reload, a charge point that
+    comes back that fast must reach a new worker, not the old one on its way out. An idle
+    kept-alive HTTP connection holds the stopping worker open meanwhile."""
+    process, port = server
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as kept:
+        assert _get(kept).startswith(b"HTTP/1.1 200")
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.2)  # the worker's _drain ran; gunicorn's own loop has not woken
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=3) as late:
+                answer = _get(late)
+        except OSError:  # refused: nobody listens any more
+            answer = b""
+        assert not answer.startswith(b"HTTP/1.1 200"), answer
+    process.wait(timeout=30)
 
 
 class _Socket:

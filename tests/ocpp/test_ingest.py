@@ -249,3 +249,34 @@ def test_a_flush_of_a_connector_deleted_meanwhile_fails_on_both_backends(app, wo
         with pytest.raises(StaleDataError):
             db.session.flush()
         db.session.rollback()
+
+
+@pytest.mark.parametrize("deadlocks", [1, 3])
+def test_a_batch_that_lost_a_deadlock_is_written_again_whole(app, world, monkeypatch, deadlocks):
+    """A deadlock is another transaction's timing, not a bad message: the batch is written
+    again whole (up to BATCH_ATTEMPTS times), not replayed one message at a time; only when
+    every attempt lost is it replayed one by one. Nothing is lost either way."""
+    from psycopg.errors import DeadlockDetected
+    from sqlalchemy.exc import OperationalError
+
+    from dashboard.ocpp16.ingest import BATCH_ATTEMPTS, _Item
+
+    calls = []
+    record = StatusBatcher._record
+
+    def losing(self, batch):
+        calls.append(len(batch))
+        record(self, batch)
+        if len(calls) <= deadlocks:
+            raise OperationalError("UPDATE chargepoints", {}, DeadlockDetected("deadlock"))
+
+    monkeypatch.setattr(StatusBatcher, "_record", losing)
+    items = [_Item(world.cp_a, status(n, "Available", 1)) for n in (1, 2, 3)]
+    with app.app_context():
+        StatusBatcher(app)._write(items)
+        stored = db.session.scalar(select(func.count()).select_from(ConnectorStatusHistory))
+    assert [item.error for item in items] == [None] * 3 and stored == 3
+    if deadlocks < BATCH_ATTEMPTS:
+        assert calls == [3] * (deadlocks + 1)
+    else:
+        assert calls == [3] * BATCH_ATTEMPTS + [1, 1, 1]
