@@ -76,13 +76,13 @@ class PlugboardWorker(GeventWorker):
 
 
 def _drain(worker) -> None:
+    from dashboard import ocpp16
     from dashboard.live import events
     from dashboard.live.channel import hub
-    from dashboard.ocpp16 import registry
 
     for server in getattr(worker, "servers", ()):
         server.close()  # accept nothing more: new connections go to the other workers
-    count = registry.drain_all()
+    count = ocpp16.drain(worker.wsgi)  # the Flask app (wsgi:app)
     browsers = hub.count()
     events.stopping()  # browsers' live sockets and event streams
     worker.log.info(

@@ -23,10 +23,10 @@ from dashboard.models import ChargePoint, Connector
 from dashboard.ocpp16 import registry, remote
 from dashboard.ocpp16.connection import Connection
 from dashboard.ocpp16.handlers import handle_call, record_alive
-from dashboard.ocpp16.ingest import CONNECTED, DISCONNECTED, batcher
+from dashboard.ocpp16.ingest import CONNECTED, DISCONNECTED, MAX_BATCH, batcher
 from dashboard.schemas.chargepoint import IDENTITY_PATTERN
 from dashboard.services import commands
-from dashboard.services.chargepoints import is_registered
+from dashboard.services.chargepoints import is_registered, record_disconnections
 from dashboard.services.errors import ServiceError
 from dashboard.services.permissions import SYSTEM
 from dashboard.websocket import websocket_handler
@@ -205,7 +205,7 @@ def ocpp(ws, identity: str):
     try:
         registry.register(connection)
         remote.announce(connection)
-        since = batcher().submit(cp_id, CONNECTED)
+        since = connection.since = batcher().submit(cp_id, CONNECTED)
         connection.last_seen_written = time.monotonic()  # the mark wrote it
         log.info("%s: connected", identity)
         fresh_statuses().watch(connection)
@@ -213,9 +213,37 @@ def ocpp(ws, identity: str):
     finally:
         connection.closed.set()
         registry.unregister(connection)
-        if since is not None:
+        if since is not None and not connection.disconnect_recorded:
             try:
                 batcher().submit(cp_id, DISCONNECTED, since=since)
             except Exception:
                 log.exception("%s: could not record the disconnection", identity)
         log.info("%s: disconnected", identity)
+
+
+def drain(app) -> int:
+    """The process is stopping (a deploy): mark every charge point connected here
+    disconnected, a few statements for all, then close each socket with 1012 once its
+    frame in hand is answered (`registry.drain_all`). Marked before the sockets close, the
+    marks cannot meet the new workers' connect marks for the same charge points: written
+    as each socket closed, they waited on those rows' locks and deadlocked with them, and
+    held the old workers past their graceful timeout. A mark that fails is left to the
+    connection's own, as it closes. Returns how many charge points there were."""
+
+    def mark(connections: list[Connection]) -> None:
+        marked = [c for c in connections if c.since is not None]
+        with app.app_context():
+            try:
+                for start in range(0, len(marked), MAX_BATCH):
+                    chunk = marked[start : start + MAX_BATCH]
+                    record_disconnections([(c.cp_id, c.since) for c in chunk])
+                    db.session.commit()
+                    for connection in chunk:
+                        connection.disconnect_recorded = True
+            except Exception:
+                db.session.rollback()
+                log.exception("marking the charge points disconnected before a stop failed")
+            finally:
+                db.session.remove()
+
+    return registry.drain_all(mark)

@@ -84,6 +84,10 @@ class Connection:
         # booted, and when that period began (time.monotonic()).
         self.reported: set[int] = set()
         self.settle_from = time.monotonic()
+        # The connected mark this connection got (None until written), and whether its
+        # disconnection is recorded already (a stopping worker marks all at once).
+        self.since = None
+        self.disconnect_recorded = False
         # A frame is being handled (its reply not sent yet); the worker is stopping.
         self._busy = False
         self._draining = False

@@ -4,6 +4,7 @@ identity: a new one closes the one before."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 from dashboard.metrics import OCPP_SOCKETS
 from dashboard.ocpp16.connection import Connection
@@ -49,13 +50,16 @@ def count() -> int:
         return len(_connections)
 
 
-def drain_all() -> int:
+def drain_all(before_closing: Callable[[list[Connection]], None] | None = None) -> int:
     """The process is stopping: every charge point socket closes with 1012 once the frame
-    it is handling is answered (`Connection.drain`). Returns how many there were."""
+    it is handling is answered (`Connection.drain`), after `before_closing(connections)`,
+    if given, has run. Returns how many there were."""
     global _draining
     with _lock:
         _draining = True
         connections = list(_connections.values())
+    if before_closing is not None:
+        before_closing(connections)
     for connection in connections:
         connection.drain()
     return len(connections)

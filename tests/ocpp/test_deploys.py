@@ -21,7 +21,7 @@ from dashboard.extensions import db
 from dashboard.models import ConnectorStatusHistory
 from dashboard.services.chargepoints import create_chargepoint
 from dashboard.services.permissions import SYSTEM
-from tests.conftest import LIVE_SERVER_ENV
+from tests.conftest import LIVE_SERVER_ENV, recorded_statements
 from tests.live.test_channel import _signed_in_cookie
 from tests.ocpp.conftest import open_socket, raw_exchange, run
 from tests.servers import start_gunicorn, stop_process
@@ -136,6 +136,24 @@ def test_a_stop_closes_charge_points_with_1012_and_loses_nothing(app, world, ser
     assert "Socket error processing request" not in (tmp_path / "server.log").read_text()
     acked = _each_acknowledged_stored_once(app, runs)
     assert len(acked) > FLEET * 5
+    with app.app_context():  # each marked disconnected, once
+        from dashboard.models import ChargePoint, OutboxEvent
+
+        fleet = select(ChargePoint.id).where(ChargePoint.identity.like("D-%"))
+        assert (
+            db.session.scalar(
+                select(func.count()).where(
+                    ChargePoint.id.in_(fleet), ChargePoint.connected_since.is_not(None)
+                )
+            )
+            == 0
+        )
+        disconnected = db.session.scalar(
+            select(func.count())
+            .select_from(OutboxEvent)
+            .where(OutboxEvent.type == "chargepoint.disconnected")
+        )
+        assert disconnected == FLEET
 
 
 def test_a_reload_brings_charge_points_straight_back_and_loses_nothing(app, world, server):
@@ -221,14 +239,19 @@ def test_a_stopping_worker_accepts_no_new_connection(app, world, server):
 
 
 class _Socket:
-    """A connection's part the registry uses: its identity, and whether it was drained."""
+    """A connection's part the registry uses: its identity, and whether it was drained;
+    with `on_drain`, what to look at as it is told to close."""
 
-    def __init__(self, identity: str):
-        self.identity = identity
+    def __init__(self, identity: str, cp_id: int = 0, since=None, on_drain=None):
+        self.identity, self.cp_id, self.since = identity, cp_id, since
+        self.disconnect_recorded = False
         self.drained = False
+        self.on_drain = on_drain
 
     def drain(self) -> None:
         self.drained = True
+        if self.on_drain is not None:
+            self.on_drain(self)
 
     def close(self, reason: int = 1000, message: str = "") -> None:
         pass
@@ -247,3 +270,41 @@ def test_a_connection_opened_while_the_process_stops_is_drained_at_once(monkeypa
     assert registry.drain_all() == 1 and before.drained
     registry.register(after)
     assert after.drained
+
+
+def test_a_stopping_process_marks_its_charge_points_disconnected_before_closing(
+    app, world, monkeypatch
+):
+    """The marks are written before the sockets close (so they never meet the new workers'
+    connect marks for the same rows), in one statement for all, and each connection knows
+    it needs no mark of its own as it closes."""
+    from dashboard import ocpp16
+    from dashboard.models import ChargePoint
+    from dashboard.ocpp16 import registry
+    from dashboard.services.chargepoints import record_connected
+
+    monkeypatch.setattr(registry, "_connections", {})
+    monkeypatch.setattr(registry, "_draining", False)
+    with app.app_context():
+        since = record_connected(world.cp_a, world.cp_b)
+        db.session.commit()
+    seen_at_close = []
+
+    def look(connection):
+        with app.app_context():
+            seen_at_close.append(db.session.get(ChargePoint, connection.cp_id).connected_since)
+            db.session.remove()
+
+    sockets = [
+        _Socket("CP-A", world.cp_a, since, look),
+        _Socket("CP-B", world.cp_b, since, look),
+        _Socket("CP-NEW", world.cp_a, None, look),  # its connected mark not written yet
+    ]
+    for connection in sockets:
+        registry.register(connection)
+    with recorded_statements(app) as statements:
+        assert ocpp16.drain(app) == 3
+    assert seen_at_close == [None, None, None]
+    assert [c.drained for c in sockets] == [True] * 3
+    assert [c.disconnect_recorded for c in sockets] == [True, True, False]
+    assert sum(s.lstrip().upper().startswith("UPDATE CHARGEPOINTS") for s in statements) == 1
