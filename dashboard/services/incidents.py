@@ -20,7 +20,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, delete, func, literal, select, update
+from sqlalchemy import and_, case, delete, false, func, literal, or_, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from dashboard.extensions import (
@@ -100,6 +100,18 @@ class _Rules:
 
     def get(self, company_id: int, kind: str) -> Rule:
         return self.overrides.get((company_id, kind)) or self.defaults[kind]
+
+    def shortest(self) -> dict[str, int]:
+        """For each kind, the shortest hold-down of its enabled rules (a kind no company
+        has enabled is left out): a pending incident younger than it cannot be due."""
+        shortest: dict[str, int] = {}
+        for rule_kind, rule in [
+            *self.defaults.items(),
+            *((k, r) for (_, k), r in self.overrides.items()),
+        ]:
+            if rule.enabled:
+                shortest[rule_kind] = min(rule.seconds, shortest.get(rule_kind, rule.seconds))
+        return shortest
 
 
 def rule_rows(user: User) -> tuple[dict[str, Rule], list[tuple[Company, str, Rule]]]:
@@ -441,9 +453,18 @@ def sweep(now: datetime | None = None) -> bool:
         },
     )
     _flapping(now, in_force)
-    # Pending incidents whose hold-down has passed: open.
+    # Pending incidents whose hold-down has passed: open. Only those old enough for the
+    # shortest hold-down of their kind are loaded: after a deploy, thousands of charge
+    # points have an offline condition pending for a few seconds, and loading them all
+    # every second took most of a core from the workers they were reconnecting to.
+    due = [
+        and_(Incident.kind == kind, Incident.since <= now - timedelta(seconds=seconds))
+        for kind, seconds in in_force.shortest().items()
+    ]
     for incident in db.session.scalars(
-        select(Incident).where(Incident.state == "pending").order_by(Incident.since)
+        select(Incident)
+        .where(Incident.state == "pending", or_(false(), *due))
+        .order_by(Incident.since)
     ):
         rule = in_force.get(incident.company_id, incident.kind)
         if rule.enabled and incident.since <= now - timedelta(seconds=rule.seconds):

@@ -359,3 +359,35 @@ def test_a_fleet_goes_and_comes_back_in_a_few_statements(app, world):
     with app.app_context():
         for incident in db.session.scalars(select(Incident).where(Incident.kind == "offline")):
             assert incident.resolved_at == back[incident.cp_id]
+
+
+def test_the_sweep_loads_no_pending_incident_before_its_hold_down_can_have_passed(app, world):
+    """After a deploy thousands of offline conditions are pending for seconds: the sweep
+    reads only those old enough for the shortest hold-down of their kind (it loaded every
+    pending one each second). One past its hold-down still opens."""
+    from sqlalchemy import event as sa_event
+
+    with app.app_context():
+        recent = utcnow() - timedelta(seconds=30)
+        for company_id, cp_id in ((world.company_a, world.cp_a), (world.company_b, world.cp_b)):
+            incidents._begin("offline", company_id, cp_id, None, recent, detail="disconnected")
+        db.session.execute(  # cp_b's began long ago: due
+            update(Incident)
+            .where(Incident.cp_id == world.cp_b)
+            .values(since=utcnow() - timedelta(hours=1))
+        )
+        db.session.commit()
+    loaded = []
+
+    def count(target, context):
+        loaded.append(target.cp_id)
+
+    sa_event.listen(Incident, "load", count)
+    try:
+        _sweep(app, 0)
+    finally:
+        sa_event.remove(Incident, "load", count)
+    assert world.cp_a not in loaded  # 30 s into a 5 minute hold-down
+    kinds = _incidents(app)
+    assert ("offline", "open", str(world.cp_b)) in kinds
+    assert ("offline", "pending", str(world.cp_a)) in kinds
