@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from common import ROOT, clean_up, database, free_port, serve
-from fleet_client import WINDOW
+from fleet_client import WINDOW, quantile
 from ocpp_load import PREFIX, fill
 
 from dashboard import create_app
@@ -133,11 +133,6 @@ def round_trips(url: str, after: int) -> str:
         f"{sum(windows.get(n, [0])) / max(1, len(windows.get(n, []))):.1f} ms"
         for n in range(max(windows) + 1)
     )
-
-
-def quantile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
 def sessions(url: str) -> int:

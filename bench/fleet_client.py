@@ -77,9 +77,10 @@ async def _result(ws, message_id: str) -> str | None:
             return None if raw[1] == "3" else raw.split('"', 4)[3]
 
 
-def _quantile(values: list[float], q: float) -> float:
-    ordered = sorted(values) or [0.0]
-    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+def quantile(values: list[float], q: float) -> float:
+    """The `q` quantile of `values` (NaN for none)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
 def _reason(exc: Exception) -> str:
@@ -145,8 +146,8 @@ class Client:
             phases["handshake"].append(mark - started)
         try:  # boot, then every connector's status, one call at a time
             cp.sessions += 1
-            await cp.ws.send(BOOT.format(n=0))
             what = "boot"
+            await cp.ws.send(BOOT.format(n=0))
             error = await asyncio.wait_for(_result(cp.ws, "b0"), 60)
             if phases is not None:
                 phases["boot"].append(time.monotonic() - mark)
@@ -312,10 +313,10 @@ class Client:
                     "restarted": self.restarted,
                     "back": self.back,
                     "why_failed": dict(self.why_failed),  # so far, the connect phase too
-                    "back_p50_ms": _quantile(self.back_latencies, 0.5) * 1000,
-                    "back_p99_ms": _quantile(self.back_latencies, 0.99) * 1000,
+                    "back_p50_ms": quantile(self.back_latencies, 0.5) * 1000,
+                    "back_p99_ms": quantile(self.back_latencies, 0.99) * 1000,
                     "back_phases_p50_ms": {
-                        name: _quantile(values, 0.5) * 1000
+                        name: quantile(values, 0.5) * 1000
                         for name, values in self.back_phases.items()
                     },
                     "back_seconds": (

@@ -199,13 +199,12 @@ def ocpp(ws, identity: str):
     cp_id = g.chargepoint_id
     connection = Connection(ws, identity, cp_id, handle_call, record_alive)
     connection.registered = g.chargepoint_registered
-    since = None
     # From here on, whatever fails, the connection leaves the registry and the charge
     # point is marked disconnected: a dead socket never answers for a live one.
     try:
         registry.register(connection)
         remote.announce(connection)
-        since = connection.since = batcher().submit(cp_id, CONNECTED)
+        connection.since = batcher().submit(cp_id, CONNECTED)
         connection.last_seen_written = time.monotonic()  # the mark wrote it
         log.info("%s: connected", identity)
         fresh_statuses().watch(connection)
@@ -213,9 +212,9 @@ def ocpp(ws, identity: str):
     finally:
         connection.closed.set()
         registry.unregister(connection)
-        if since is not None and not connection.disconnect_recorded:
+        if connection.since is not None and not connection.disconnect_recorded:
             try:
-                batcher().submit(cp_id, DISCONNECTED, since=since)
+                batcher().submit(cp_id, DISCONNECTED, since=connection.since)
             except Exception:
                 log.exception("%s: could not record the disconnection", identity)
         log.info("%s: disconnected", identity)

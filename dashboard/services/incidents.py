@@ -105,12 +105,9 @@ class _Rules:
         """For each kind, the shortest hold-down of its enabled rules (a kind no company
         has enabled is left out): a pending incident younger than it cannot be due."""
         shortest: dict[str, int] = {}
-        for rule_kind, rule in [
-            *self.defaults.items(),
-            *((k, r) for (_, k), r in self.overrides.items()),
-        ]:
+        for rule in (*self.defaults.values(), *self.overrides.values()):
             if rule.enabled:
-                shortest[rule_kind] = min(rule.seconds, shortest.get(rule_kind, rule.seconds))
+                shortest[rule.kind] = min(rule.seconds, shortest.get(rule.kind, rule.seconds))
         return shortest
 
 
