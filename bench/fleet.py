@@ -109,6 +109,7 @@ def drive(
         f"{'steady' if rate is None else rate / args.clients}:{seconds}" for rate, seconds in steps
     )
     memory_before = {pid: rss_mb(pid) for pid in servers}
+    storm_cpu = cpu_seconds(servers)
     clients = [
         subprocess.Popen(
             [
@@ -138,6 +139,7 @@ def drive(
     # Memory once every charge point is connected, just before the first step.
     time.sleep(max(0.0, start_at - time.time() - 1))
     memory = {pid: rss_mb(pid) - memory_before[pid] for pid in servers}
+    storm_cpu = cpu_seconds(servers) - storm_cpu
     server_cpu = []
     observer, live = None, {}
     for begin, (rate, seconds) in zip(schedule(start_at, steps), steps, strict=True):
@@ -166,6 +168,9 @@ def drive(
         "why_failed": sum((Counter(c[0]["why_failed"]) for c in lines), Counter()),
         "connect_seconds": max(c[0]["seconds"] for c in lines),
         "p99_connect_ms": max(c[0]["p99_connect_ms"] for c in lines),
+        # the workers' CPU from the first connect to the first step, per charge point
+        # connected (its handshake, connected mark, boot and statuses)
+        "storm_cpu_ms_per_cp": storm_cpu / max(1, connected) * 1000,
         "memory_mb_per_1000_per_worker": {
             pid: grown / max(1, connected / len(servers)) * 1000 for pid, grown in memory.items()
         },
@@ -323,7 +328,8 @@ def capacity(figures: dict) -> float:
 def show(name: str, figures: dict) -> None:
     print(
         f"{name}: {figures['connected']:,} connected ({figures['failed']} failed) in "
-        f"{figures['connect_seconds']:.0f} s, p99 connect {figures['p99_connect_ms']:.0f} ms"
+        f"{figures['connect_seconds']:.0f} s, p99 connect {figures['p99_connect_ms']:.0f} ms, "
+        f"server CPU {figures['storm_cpu_ms_per_cp']:.2f} ms per charge point"
     )
     for step in figures["steps"]:
         offered = "steady mix" if step["rate"] is None else f"offered {step['rate']:>6,.0f}/s"
