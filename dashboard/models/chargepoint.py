@@ -22,6 +22,22 @@ def _key_digest(salt: bytes, key: bytes) -> str:
     return hmac.new(salt, key, hashlib.sha256).hexdigest()
 
 
+def auth_key_matches(auth_key_hash: str | None, presented: bytes) -> bool:
+    """Whether `presented` is the key kept as `auth_key_hash` (a charge point's), sent
+    either as raw bytes or as its hex text. Compared in constant time."""
+    if not auth_key_hash:
+        return False
+    salt_hex, digest = auth_key_hash.split("$", 1)
+    salt = bytes.fromhex(salt_hex)
+    candidates = [presented]
+    with contextlib.suppress(UnicodeDecodeError, ValueError):  # not hex text: raw only
+        candidates.append(bytes.fromhex(presented.decode("ascii")))
+    matched = False
+    for candidate in candidates:
+        matched |= hmac.compare_digest(_key_digest(salt, candidate), digest)
+    return matched
+
+
 class ChargePoint(db.Model):
     """A charge point, owned by a company, known to OCPP by its identity."""
 
@@ -75,19 +91,8 @@ class ChargePoint(db.Model):
         self.auth_key_hash = f"{salt.hex()}${_key_digest(salt, bytes.fromhex(key_hex))}"
 
     def check_auth_key(self, presented: bytes) -> bool:
-        """Whether `presented` is the key, sent either as raw bytes or as its hex text.
-        Compared in constant time."""
-        if not self.auth_key_hash:
-            return False
-        salt_hex, digest = self.auth_key_hash.split("$", 1)
-        salt = bytes.fromhex(salt_hex)
-        candidates = [presented]
-        with contextlib.suppress(UnicodeDecodeError, ValueError):  # not hex text: raw only
-            candidates.append(bytes.fromhex(presented.decode("ascii")))
-        matched = False
-        for candidate in candidates:
-            matched |= hmac.compare_digest(_key_digest(salt, candidate), digest)
-        return matched
+        """Whether `presented` is the key (see `auth_key_matches`)."""
+        return auth_key_matches(self.auth_key_hash, presented)
 
     @property
     def has_auth_key(self) -> bool:

@@ -18,15 +18,16 @@ import time
 from flask import Blueprint, Response, abort, current_app, g, request
 from sqlalchemy import select
 
-from dashboard.extensions import among, db, of_this_process, reads_only, sock
-from dashboard.models import ChargePoint, Connector
+from dashboard.extensions import among, db, of_this_process, sock
+from dashboard.models import Connector
+from dashboard.models.chargepoint import auth_key_matches
 from dashboard.ocpp16 import registry, remote
 from dashboard.ocpp16.connection import Connection
 from dashboard.ocpp16.handlers import handle_call, record_alive
 from dashboard.ocpp16.ingest import CONNECTED, DISCONNECTED, MAX_BATCH, batcher
 from dashboard.schemas.chargepoint import IDENTITY_PATTERN
 from dashboard.services import commands
-from dashboard.services.chargepoints import is_registered, record_disconnections
+from dashboard.services.chargepoints import admission, is_registered, record_disconnections
 from dashboard.services.errors import ServiceError
 from dashboard.services.permissions import SYSTEM
 from dashboard.websocket import websocket_handler
@@ -62,16 +63,15 @@ def admit():
     identity = (request.view_args or {}).get("identity", "")
     if not _IDENTITY.match(identity):  # no charge point can be registered under it
         abort(404)
-    reads_only()  # a fleet reconnecting at once: one round trip each, not three
-    chargepoint = db.session.scalar(select(ChargePoint).where(ChargePoint.identity == identity))
+    chargepoint = admission(identity)
     if chargepoint is None:
         abort(404)
-    if chargepoint.has_auth_key:
+    if chargepoint.auth_key_hash is not None:
         credentials = basic_credentials(request.headers.get("Authorization"))
         if (
             credentials is None
             or credentials[0] != identity.encode()
-            or not chargepoint.check_auth_key(credentials[1])
+            or not auth_key_matches(chargepoint.auth_key_hash, credentials[1])
         ):
             log.warning("%s: refused, wrong or missing credentials", identity)
             return Response(
