@@ -60,6 +60,7 @@ from dashboard.services.permissions import SYSTEM
 OBSERVER = "observer@example.com"
 LAST_LOG = Path(tempfile.gettempdir()) / "plugboard-fleet-gunicorn.log"
 DEPLOY_AFTER = 5.0  # seconds into the deploy step
+WORKER_DIED = "was sent SIG"  # gunicorn's warning for a worker killed by a signal
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -197,6 +198,7 @@ def drive(
                 "restarted": sum(p["restarted"] for p in parts),
                 "back": sum(p["back"] for p in parts),
                 "why_failed": sum((Counter(p["why_failed"]) for p in parts), Counter()),
+                "closed_otherwise": sum((Counter(p["closed_otherwise"]) for p in parts), Counter()),
                 "back_p50_ms": max(p["back_p50_ms"] for p in parts),
                 "back_p99_ms": max(p["back_p99_ms"] for p in parts),
                 "back_phases_p50_ms": {
@@ -489,6 +491,11 @@ def main() -> int:
             why = deployed["why_failed"] - plugboard["why_failed"]  # the step's own
             if why:
                 print(f"  not back, why: {dict(why.most_common())}")
+            if deployed["closed_otherwise"]:  # by close code; None: no close frame at all
+                print(
+                    "  closed by the server without a 1012: "
+                    f"{dict(deployed['closed_otherwise'].most_common())}"
+                )
             print(
                 f"  coming back (connect, boot, every status) took p50 "
                 f"{deployed['back_p50_ms']:,.0f} ms, p99 {deployed['back_p99_ms']:,.0f} ms "
@@ -507,6 +514,13 @@ def main() -> int:
         if (workdir / "gunicorn.log").exists():  # kept: what the server said, for a look
             shutil.copy(workdir / "gunicorn.log", LAST_LOG)
             print(f"the server's log (warnings and errors): {LAST_LOG}")
+            died = [
+                line
+                for line in LAST_LOG.read_text().splitlines()
+                if WORKER_DIED in line and "SIGTERM" not in line  # TERM: a stop, not a death
+            ]
+            for line in died:  # a worker that died cut its sockets off without a 1012
+                print(f"server: {line.strip()}")
         clean_up((process, bare), server, workdir)
 
 

@@ -122,6 +122,7 @@ class Client:
         self.back_latencies: list[float] = []  # connect, boot and statuses, after a 1012
         self.back_phases: dict[str, list[float]] = {"handshake": [], "boot": [], "statuses": []}
         self.why_failed: Counter[str] = Counter()  # what went wrong in `open`, how often
+        self.closed_otherwise: Counter[str] = Counter()  # sockets closed by the server, not 1012
 
     async def open(self, cp: ChargePoint, phases: dict | None = None) -> bool:
         """Connect, boot and report every connector; whether all that was acknowledged.
@@ -194,6 +195,8 @@ class Client:
             pass
         self.dropped += 1
         code = cp.ws.close_code if cp.ws is not None else None
+        if code != 1012:
+            self.closed_otherwise[str(code)] += 1  # None: no close frame (the process died)
         if code == 1012:  # service restart (a deploy): straight back, as chargers do
             self.restarted += 1
             self.first_restart = self.first_restart or time.monotonic()
@@ -313,6 +316,7 @@ class Client:
                     "restarted": self.restarted,
                     "back": self.back,
                     "why_failed": dict(self.why_failed),  # so far, the connect phase too
+                    "closed_otherwise": dict(self.closed_otherwise),
                     "back_p50_ms": quantile(self.back_latencies, 0.5) * 1000,
                     "back_p99_ms": quantile(self.back_latencies, 0.99) * 1000,
                     "back_phases_p50_ms": {
