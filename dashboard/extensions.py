@@ -10,11 +10,9 @@ from flask_migrate import Migrate
 from flask_sock import Sock
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
-from sqlalchemy import MetaData, any_, bindparam, inspect, text
+from sqlalchemy import MetaData, any_, bindparam, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import DeclarativeBase, Session
-from sqlalchemy.orm.attributes import get_history, set_committed_value
-from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.orm import DeclarativeBase
 
 # Named constraints, so that Alembic can alter them on every backend (SQLite included).
 NAMING_CONVENTION = {
@@ -148,59 +146,3 @@ def insert_all(table, rows: list[dict], connection=None, ignoring_duplicates: bo
         _insert_arrays(table, names, ignoring_duplicates),
         {n: [row[n] for row in rows] for n in names},
     )
-
-
-@lru_cache(maxsize=64)
-def _update_arrays(table, keys: tuple[str, ...], columns: tuple[str, ...]):
-    names = keys + columns
-    arrays, binds = unnest(table, names)
-    return text(
-        f"UPDATE {table.name} SET {', '.join(f'{name} = v.{name}' for name in columns)} "
-        f"FROM {arrays} AS v({', '.join(names)}) "
-        f"WHERE {' AND '.join(f'{table.name}.{key} = v.{key}' for key in keys)}"
-    ).bindparams(*binds)
-
-
-def update_changed_in_arrays(session: Session, model, keys: tuple[str, ...], touched: str) -> None:
-    """Write the changes of the `model` objects a flush would UPDATE one by one (dirty, not
-    new or deleted) as one UPDATE of arrays per set of changed columns, on PostgreSQL; call
-    it from a `before_flush` hook. `keys`: the primary key's columns; `touched`: the column
-    its onupdate sets (set here too, as the unit of work would). Only changed plain columns
-    are written; an object with another kind of change (a relationship, a new key) is left
-    to the unit of work, and a row gone meanwhile fails the flush as it would there. Used
-    where ingest changes hundreds of rows in one flush (connectors' statuses, charge
-    points' boots): a statement per row, sent one by one, cost more than the rest of the
-    batch."""
-    from dashboard.models.types import utcnow  # (dashboard.models imports this module)
-
-    columns = frozenset(model.__table__.c.keys()) - set(keys)
-    groups: dict[tuple[str, ...], list[tuple[object, dict]]] = {}
-    for instance in session.dirty:
-        if type(instance) is not model:
-            continue
-        state = inspect(instance)
-        if state.deleted or not state.committed_state.keys() <= columns:
-            continue
-        changed = {  # (get_history: state.attrs would make a cycle per object)
-            key: state.dict[key]
-            for key in state.committed_state
-            if get_history(instance, key).has_changes()
-        }
-        if not changed:
-            continue
-        if touched not in changed:
-            changed[touched] = utcnow()
-        groups.setdefault(tuple(sorted(changed)), []).append((instance, changed))
-    table = model.__table__
-    for names, members in groups.items():
-        values = {key: [getattr(instance, key) for instance, _ in members] for key in keys}
-        values.update({name: [changed[name] for _, changed in members] for name in names})
-        updated = session.connection().execute(_update_arrays(table, keys, names), values)
-        if updated.rowcount != len(members):
-            raise StaleDataError(
-                f"UPDATE of {table.name} expected to match {len(members)} rows; "
-                f"{updated.rowcount} matched"
-            )
-        for instance, changed in members:  # written: nothing left for the unit of work
-            for key, value in changed.items():
-                set_committed_value(instance, key, value)

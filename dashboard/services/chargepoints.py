@@ -7,10 +7,8 @@ from functools import lru_cache
 
 from flask import current_app
 from sqlalchemy import and_, bindparam, case, func, or_, select, text, tuple_, update
-from sqlalchemy import event as sa_event
-from sqlalchemy.orm import Session
 
-from dashboard.extensions import among, db, reads_only, unnest, update_changed_in_arrays
+from dashboard.extensions import among, db, reads_only, unnest
 from dashboard.live.events import publish_after_commit
 from dashboard.models import ChargePoint, Company, ConnectivityEvent, Connector, User
 from dashboard.models.types import utcnow
@@ -336,16 +334,6 @@ def record_boot(chargepoint: ChargePoint, boot: dict) -> str:
         ),
     )
     return chargepoint.registration_status
-
-
-@sa_event.listens_for(Session, "before_flush")
-def _write_chargepoints(session: Session, flush_context, instances) -> None:
-    """On PostgreSQL, the charge points a flush changed are written with one UPDATE of
-    arrays per set of changed columns: a fleet reconnecting boots hundreds per ingest batch,
-    and their UPDATEs, one per charge point, were most of what PostgreSQL waited for during
-    a deploy."""
-    if instances is None and session.get_bind().dialect.name == "postgresql":
-        update_changed_in_arrays(session, ChargePoint, ("id",), "updated")
 
 
 _ADMISSION = (

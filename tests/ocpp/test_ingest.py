@@ -187,59 +187,6 @@ def test_a_batch_writes_its_connectors_with_one_statement_per_set_of_columns(app
             assert after[n].connector_updated > before[n][0]
 
 
-def _boot_updates(statements: list[str]) -> list[str]:
-    return [
-        s
-        for s in statements
-        if s.lstrip().startswith("UPDATE chargepoints SET") and "last_boot" in s and "unnest" in s
-    ]
-
-
-def test_a_batch_of_boots_writes_its_charge_points_with_one_statement(app, world, backend):
-    """A fleet reconnecting boots hundreds of charge points per batch: on PostgreSQL they
-    are written with one UPDATE per set of changed columns (a first boot sets the
-    description, a second the same one changes only the boot time), not one per charge
-    point; on SQLite by the unit of work. Both backends end with the same rows, each
-    with its updated time moved on."""
-    from dashboard.models import ChargePoint
-    from dashboard.ocpp16.ingest import BOOT, _Item
-    from dashboard.services.chargepoints import create_chargepoint
-    from dashboard.services.permissions import SYSTEM
-
-    with app.app_context():
-        made = [
-            create_chargepoint(SYSTEM, identity=f"CP-{n}", company_id=world.company_a, name="x")
-            for n in range(3)
-        ]
-        db.session.commit()
-        ids = [world.cp_a, world.cp_b] + [cp.id for cp in made]
-        before = {cp.id: cp.updated for cp in db.session.scalars(select(ChargePoint))}
-    first = {"chargePointVendor": "Acme", "chargePointModel": "One", "firmwareVersion": "1.0"}
-    batcher = StatusBatcher(app)
-    items = [_Item(cp_id, {"payload": first}, BOOT) for cp_id in ids]
-    with recorded_statements(app) as statements, app.app_context():
-        batcher._write(items)
-    assert [item.result for item in items] == [("Accepted", True)] * 5
-    if backend == "postgresql":  # one statement of arrays (not an executemany of five)
-        assert len(_boot_updates(statements)) == 1
-    with app.app_context():
-        booted = {cp.id: cp for cp in db.session.scalars(select(ChargePoint))}
-        assert {(cp.vendor, cp.model, cp.firmware_version) for cp in booted.values()} == {
-            ("Acme", "One", "1.0")
-        }
-        assert all(booted[i].updated > before[i] and booted[i].last_boot for i in ids)
-        first_boots = {i: booted[i].last_boot for i in ids}
-    again = [_Item(cp_id, {"payload": first}, BOOT) for cp_id in ids]
-    with recorded_statements(app) as statements, app.app_context():
-        batcher._write(again)
-    if backend == "postgresql":  # only the boot time changed: one UPDATE again
-        assert len(_boot_updates(statements)) == 1
-    with app.app_context():
-        rebooted = {cp.id: cp for cp in db.session.scalars(select(ChargePoint))}
-        assert all(rebooted[i].last_boot > first_boots[i] for i in ids)
-        assert {cp.vendor for cp in rebooted.values()} == {"Acme"}
-
-
 def test_a_connector_deleted_under_a_batch_fails_it_as_the_unit_of_work_would(app, world):
     """A connector deleted by another transaction between the batch's read and its write:
     the batch's UPDATE matches fewer rows than it changed, the flush fails, and the replay
