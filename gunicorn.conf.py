@@ -41,29 +41,6 @@ except RuntimeError as exc:
     sys.exit(f"gunicorn.conf.py: {exc}")
 
 
-# Connections a worker accepts each time its listener wakes it. gunicorn sets 1 when there
-# are several workers (so that one of them does not take a whole burst), and a gevent
-# worker then accepts one connection per turn of its loop: a fleet reconnecting at once
-# (333 a second) waited in the listen queue, 3,900 deep, for 10-19 s (p99) while the
-# workers had time to spare. With a few at a time, a busy worker, which wakes later, still
-# leaves most of a burst to the other.
-ACCEPTS_PER_WAKEUP = 32
-
-
-def kept_server(worker, base):
-    """A subclass of gevent's StreamServer `base` whose instances, once started, are kept
-    in `worker.servers` (so that a stop can close them at once), and accept up to
-    ACCEPTS_PER_WAKEUP connections each time the listener is readable."""
-
-    class KeptServer(base):
-        def start(self):
-            self.max_accept = max(self.max_accept, ACCEPTS_PER_WAKEUP)
-            super().start()
-            worker.servers.append(self)
-
-    return KeptServer
-
-
 class PlugboardWorker(GeventWorker):
     """gunicorn's gevent worker, which on TERM (a stop, or the old workers of a HUP reload)
     stops accepting at once, closes every charge point socket with 1012 "service restart"
@@ -80,9 +57,15 @@ class PlugboardWorker(GeventWorker):
         off before their handshake was answered."""
         from gunicorn.workers import ggevent
 
+        worker = self
         self.servers = []
-        # the name gunicorn's run makes its servers with
-        ggevent.StreamServer = kept_server(self, ggevent.StreamServer)
+
+        class KeptServer(ggevent.StreamServer):
+            def start(self):
+                super().start()
+                worker.servers.append(self)
+
+        ggevent.StreamServer = KeptServer  # the name gunicorn's run makes its servers with
         super().run()
 
     def handle_exit(self, sig, frame):

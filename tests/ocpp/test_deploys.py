@@ -308,27 +308,3 @@ def test_a_stopping_process_marks_its_charge_points_disconnected_before_closing(
     assert [c.drained for c in sockets] == [True] * 3
     assert [c.disconnect_recorded for c in sockets] == [True, True, False]
     assert sum(s.lstrip().upper().startswith("UPDATE CHARGEPOINTS") for s in statements) == 1
-
-
-def test_a_worker_accepts_a_burst_of_connections_per_wakeup():
-    """gunicorn makes each gevent worker of several accept one connection per turn of its
-    loop; a fleet reconnecting at once then queued in the listen backlog while the workers
-    had time to spare. The worker's servers accept several per wake-up, and are kept for a
-    stop to close."""
-    import runpy
-    from types import SimpleNamespace
-
-    from gevent.server import StreamServer
-
-    from tests.servers import ROOT
-
-    settings = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
-    worker = SimpleNamespace(servers=[])
-    server = settings["kept_server"](worker, StreamServer)(("127.0.0.1", 0), lambda *a: None)
-    server.max_accept = 1  # as gunicorn sets it for several workers
-    server.start()
-    try:
-        assert server.max_accept == settings["ACCEPTS_PER_WAKEUP"] > 1
-        assert worker.servers == [server]
-    finally:
-        server.close()
