@@ -55,8 +55,8 @@ def _kick(message: dict) -> None:
 
 class _Kicks:
     """The connects of this process, told to the others: one message for all those made
-    since the last was sent, by one thread per process (a fleet reconnecting at once made
-    a Redis round trip per connect, a twelfth of a worker's time in a storm)."""
+    since the last was sent, by one thread per process: a fleet reconnecting at once made
+    a Redis round trip per connect, each message waking every other process."""
 
     def __init__(self, app):
         self._queue: list[dict] = []
