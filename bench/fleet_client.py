@@ -195,8 +195,6 @@ class Client:
             pass
         self.dropped += 1
         code = cp.ws.close_code if cp.ws is not None else None
-        if code != 1012:
-            self.closed_otherwise[str(code)] += 1  # None: no close frame (the process died)
         if code == 1012:  # service restart (a deploy): straight back, as chargers do
             self.restarted += 1
             self.first_restart = self.first_restart or time.monotonic()
@@ -209,6 +207,8 @@ class Client:
                 self.back_latencies.append(time.monotonic() - started)
                 self.last_back = time.monotonic()
             cp.busy = False
+        else:
+            self.closed_otherwise[str(code)] += 1  # None: no close frame (the process died)
 
     async def connect_all(self) -> None:
         window = len(self.fleet) / self.args.ramp
