@@ -21,7 +21,7 @@ import shutil
 import sys
 import tempfile
 
-from gunicorn.workers.ggevent import GeventWorker
+from dashboard.gunicorn_worker import PlugboardWorker  # the worker: its drain on a stop
 
 bind = os.environ.get("BIND", "127.0.0.1:8000")
 _redis = bool(os.environ.get("REDIS_URL"))
@@ -39,57 +39,6 @@ try:  # a wrong GC_THRESHOLDS stops the server here, not each worker as it boots
     thresholds(os.environ.get("GC_THRESHOLDS"))
 except RuntimeError as exc:
     sys.exit(f"gunicorn.conf.py: {exc}")
-
-
-class PlugboardWorker(GeventWorker):
-    """gunicorn's gevent worker, which on TERM (a stop, or the old workers of a HUP reload)
-    stops accepting at once, closes every charge point socket with 1012 "service restart"
-    once the frame it is handling is answered, every browser's live socket with 1012 too,
-    and ends every event stream: charge points and browsers come straight back (to the new
-    workers), nothing acknowledged is lost, and the worker exits as soon as its sockets are
-    gone instead of at the end of graceful_timeout."""
-
-    def run(self):
-        """gunicorn's run, whose listening servers are kept (`self.servers`) so that a stop
-        can close them at once: gunicorn's own loop closes them only when it next wakes
-        (every second, later on a busy worker), and a fleet reconnecting after the 1012s
-        reached the stopping worker meanwhile, where the graceful timeout cut thousands
-        off before their handshake was answered."""
-        from gunicorn.workers import ggevent
-
-        worker = self
-        self.servers = []
-
-        class KeptServer(ggevent.StreamServer):
-            def start(self):
-                super().start()
-                worker.servers.append(self)
-
-        ggevent.StreamServer = KeptServer  # the name gunicorn's run makes its servers with
-        super().run()
-
-    def handle_exit(self, sig, frame):
-        super().handle_exit(sig, frame)
-        from gevent import spawn
-
-        spawn(_drain, self)
-
-
-def _drain(worker) -> None:
-    from dashboard import ocpp16
-    from dashboard.live import events
-    from dashboard.live.channel import hub
-
-    for server in getattr(worker, "servers", ()):
-        server.close()  # accept nothing more: new connections go to the other workers
-    count = ocpp16.drain(worker.wsgi)  # the Flask app (wsgi:app)
-    browsers = hub.count()
-    events.stopping()  # browsers' live sockets and event streams
-    worker.log.info(
-        "stopping: %d charge point sockets and %d browser sockets closed with 1012",
-        count,
-        browsers,
-    )
 
 
 worker_class = PlugboardWorker

@@ -1,0 +1,81 @@
+"""The gunicorn worker of `gunicorn.conf.py`: gunicorn's gevent worker, which on TERM (a
+stop, or the old workers of a HUP reload) stops accepting at once, closes every charge
+point socket with 1012 "service restart" once the frame it is handling is answered, every
+browser's live socket with 1012 too, and ends every event stream: charge points and
+browsers come straight back (to the new workers), nothing acknowledged is lost, and the
+worker exits as soon as its sockets are gone instead of at the end of graceful_timeout."""
+
+from __future__ import annotations
+
+from gevent.server import StreamServer
+from gunicorn.workers.ggevent import GeventWorker
+
+
+class ListenerKeepingServer(StreamServer):
+    """gevent's StreamServer, whose `close` (a stopping worker's; gunicorn's own loop
+    calls it too) stops accepting for good but leaves the listening descriptor open until
+    the process exits.
+
+    The listening socket is shared by gunicorn's arbiter and every worker. A worker that
+    closes its descriptor of it leaves the socket registered in its libev epoll set (the
+    registration belongs to the socket, which the other processes keep open), so the next
+    connection to arrive wakes the loop for a descriptor that no longer exists; libev's
+    removal of it fails (EBADF), and libev then rebuilds its epoll set from every active
+    watcher. A watcher still on a descriptor closed under it, harmless until then, makes
+    that rebuild abort the process (`epoll_modify: Assertion 'I/O watcher with invalid fd
+    found in epoll_ctl'`): the old workers of reload runs under a reconnecting fleet died so
+    during their drain, 118 to 375 charge point sockets each cut without their 1012.
+    Kept open, the descriptor is still valid when the loop next wakes for it, and libev
+    removes it from the set without a rebuild. Connections that arrive meanwhile wait in
+    the shared queue for the processes that still accept (the new workers of a reload; on
+    a full stop, none: they are refused when the last process exits)."""
+
+    def close(self):
+        self._stop_event.set()  # not `started` any more: a freed pool slot resumes nothing
+        self.stop_accepting()
+
+
+class PlugboardWorker(GeventWorker):
+    """See the module's docstring."""
+
+    def run(self):
+        """gunicorn's run, whose listening servers are kept (`self.servers`) so that a stop
+        can stop them accepting at once: gunicorn's own loop stops them only when it next
+        wakes (every second, later on a busy worker), and a fleet reconnecting after the
+        1012s reached the stopping worker meanwhile, where the graceful timeout cut
+        thousands off before their handshake was answered."""
+        from gunicorn.workers import ggevent
+
+        worker = self
+        self.servers = []
+
+        class KeptServer(ListenerKeepingServer):
+            def start(self):
+                super().start()
+                worker.servers.append(self)
+
+        ggevent.StreamServer = KeptServer  # the name gunicorn's run makes its servers with
+        super().run()
+
+    def handle_exit(self, sig, frame):
+        super().handle_exit(sig, frame)
+        from gevent import spawn
+
+        spawn(_drain, self)
+
+
+def _drain(worker) -> None:
+    from dashboard import ocpp16
+    from dashboard.live import events
+    from dashboard.live.channel import hub
+
+    for server in getattr(worker, "servers", ()):
+        server.close()  # accept nothing more: new connections go to the other workers
+    count = ocpp16.drain(worker.wsgi)  # the Flask app (wsgi:app)
+    browsers = hub.count()
+    events.stopping()  # browsers' live sockets and event streams
+    worker.log.info(
+        "stopping: %d charge point sockets and %d browser sockets closed with 1012",
+        count,
+        browsers,
+    )
