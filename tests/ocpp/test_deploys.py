@@ -317,7 +317,7 @@ def test_a_stopping_process_marks_its_charge_points_disconnected_before_closing(
 # (harmless until libev rebuilds its epoll set), the server is told to stop, and then a
 # connection arrives for the processes that still accept.
 _STOPPING_WORKER = """
-import os, socket, sys
+import os, socket
 from gevent import monkey
 monkey.patch_all()
 import gevent
