@@ -6,6 +6,7 @@ busy."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import ssl
@@ -206,3 +207,175 @@ def test_under_gevent_a_run_goes_on_while_the_event_loop_is_busy(receiver, tls_r
     arrived = [r["at"] for r in receiver.requests]
     assert len(arrived) == 20
     assert sum(began <= at <= ended for at in arrived) >= 15, (began, ended, arrived)
+
+
+class ScriptedReceiver:
+    """A receiver on a raw socket that answers the n-th request of each connection with
+    the n-th of `answers` (bytes, as sent), then closes the connection if `close_after`;
+    records every request as received (head and body) and the connections accepted."""
+
+    def __init__(self, answers: list[bytes], close_after: bool = False):
+        self.answers = answers
+        self.close_after = close_after
+        self.requests: list[bytes] = []
+        self.connections = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:  # closed: the test is over
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
+
+    def _serve(self, connection):
+        # OSError: the client went away (as it does from a long answer).
+        with connection, contextlib.suppress(OSError):
+            self._answer(connection)
+
+    def _answer(self, connection):
+        data = b""
+        for answer in self.answers:
+            while b"\r\n\r\n" not in data:
+                chunk = connection.recv(65536)
+                if not chunk:
+                    return
+                data += chunk
+            head, _, data = data.partition(b"\r\n\r\n")
+            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            while len(data) < length:
+                data += connection.recv(65536)
+            self.requests.append(head + b"\r\n\r\n" + data[:length])
+            data = data[length:]
+            connection.sendall(answer)
+            if self.close_after:
+                return
+
+    def target(self, path: str = "/hook") -> Target:
+        return Target("http", "127.0.0.1", self.port, "127.0.0.1", path)
+
+    def close(self):
+        self.listener.close()
+
+
+@pytest.mark.parametrize(
+    ("answer", "excerpt", "kept"),
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst", "first", True),
+        (  # chunks, with an extension and a trailer
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"3;x=1\r\nabc\r\n2\r\nde\r\n0\r\nX-Trailer: 1\r\n\r\n",
+            "abcde",
+            True,
+        ),
+        (  # an interim answer first
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\nok",
+            "ok",
+            True,
+        ),
+        (b"HTTP/1.1 204 No Content\r\n\r\n", None, True),
+        (b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok", "ok", False),
+        (b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok", "ok", False),
+        (b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok", "ok", True),
+    ],
+    ids=["length", "chunked", "interim", "no-content", "close", "http-1.0", "1.0-keep-alive"],
+)
+def test_answers_are_read_as_http_says_and_the_connection_kept_when_allowed(answer, excerpt, kept):
+    receiver = ScriptedReceiver([answer, answer])
+    try:
+        outcomes = _run(receiver.target(), 2)
+        assert [o.status_code for o in outcomes] == [int(answer.split(b" ")[1])] * 2 or (
+            [o.status_code for o in outcomes] == [202, 202]
+        )
+        assert [o.excerpt for o in outcomes] == [excerpt, excerpt]
+        assert len(receiver.requests) == 2
+        assert receiver.connections == (1 if kept else 2)
+    finally:
+        receiver.close()
+
+
+def test_an_answer_that_ends_with_its_connection_is_read_to_the_end():
+    receiver = ScriptedReceiver([b"HTTP/1.1 500 Oops\r\n\r\nwent wrong"], close_after=True)
+    try:
+        outcomes = _run(receiver.target(), 3)
+        assert [(o.status_code, o.excerpt, o.failure) for o in outcomes] == [
+            (500, "went wrong", "HTTP 500")
+        ]
+    finally:
+        receiver.close()
+
+
+def test_a_long_answer_is_cut_and_its_connection_not_used_again():
+    long = b"x" * (2 * 1024 * 1024)
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(long), long)
+    receiver = ScriptedReceiver([answer, answer])
+    try:
+        outcomes = _run(receiver.target(), 2)
+        assert [o.status_code for o in outcomes] == [200, 200]
+        assert outcomes[0].excerpt == "x" * 500
+        assert receiver.connections == 2  # the rest of the first answer was not read
+    finally:
+        receiver.close()
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        (b"SMTP ready\r\n\r\n", "not an HTTP/1.x status line"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: many\r\n\r\n", "Content-Length 'many'"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "a chunk size of"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", "closed in the middle"),
+        (b"", "closed the connection without answering"),
+    ],
+    ids=["not-http", "bad-length", "bad-chunk", "cut-short", "no-answer"],
+)
+def test_a_broken_answer_is_a_failed_outcome_with_the_reason(answer, error):
+    receiver = ScriptedReceiver([answer], close_after=True)
+    try:
+        outcomes = _run(receiver.target(), 2)
+        assert len(outcomes) == 1
+        assert outcomes[0].status_code is None
+        assert error in outcomes[0].error
+    finally:
+        receiver.close()
+
+
+def test_the_request_is_one_post_with_its_headers_and_a_safe_path():
+    receiver = ScriptedReceiver([b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"])
+    try:
+        target = receiver.target("/höök path?q=ä b")
+        outcomes = post_in_order(
+            target,
+            [1],
+            lambda n: ({"webhook-id": "evt_1"}, b'{"n":1}'),
+            timeout=5,
+            deadline=time.monotonic() + 10,
+        )
+        assert outcomes[0].status_code == 200
+        head, _, body = receiver.requests[0].partition(b"\r\n\r\n")
+        lines = head.decode().split("\r\n")
+        assert lines[0] == "POST /h%C3%B6%C3%B6k%20path?q=%C3%A4%20b HTTP/1.1"
+        assert set(lines[1:]) == {
+            f"Host: 127.0.0.1:{receiver.port}",
+            "User-Agent: Plugboard-Webhooks/1",
+            "Content-Type: application/json",
+            "Content-Length: 7",
+            "webhook-id: evt_1",
+        }
+        assert body == b'{"n":1}'
+        # A header that would split the request is refused, not sent.
+        refused = post_in_order(
+            target,
+            [1],
+            lambda n: ({"webhook-id": "evt_1\r\nX-Evil: 1"}, b"{}"),
+            timeout=5,
+            deadline=time.monotonic() + 10,
+        )
+        assert refused[0].status_code is None and "line break" in refused[0].error
+        assert len(receiver.requests) == 1
+    finally:
+        receiver.close()
