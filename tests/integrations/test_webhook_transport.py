@@ -344,17 +344,17 @@ def test_a_broken_answer_is_a_failed_outcome_with_the_reason(answer, error):
         receiver.close()
 
 
+def _send_one(target: Target, headers: dict, body: bytes):
+    return post_in_order(
+        target, [1], lambda n: (dict(headers), body), timeout=5, deadline=time.monotonic() + 10
+    )
+
+
 def test_the_request_is_one_post_with_its_headers_and_a_safe_path():
     receiver = ScriptedReceiver([b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"])
     try:
         target = receiver.target("/höök path?q=ä b")
-        outcomes = post_in_order(
-            target,
-            [1],
-            lambda n: ({"webhook-id": "evt_1"}, b'{"n":1}'),
-            timeout=5,
-            deadline=time.monotonic() + 10,
-        )
+        outcomes = _send_one(target, {"webhook-id": "evt_1"}, b'{"n":1}')
         assert outcomes[0].status_code == 200
         head, _, body = receiver.requests[0].partition(b"\r\n\r\n")
         lines = head.decode().split("\r\n")
@@ -368,13 +368,7 @@ def test_the_request_is_one_post_with_its_headers_and_a_safe_path():
         }
         assert body == b'{"n":1}'
         # A header that would split the request is refused, not sent.
-        refused = post_in_order(
-            target,
-            [1],
-            lambda n: ({"webhook-id": "evt_1\r\nX-Evil: 1"}, b"{}"),
-            timeout=5,
-            deadline=time.monotonic() + 10,
-        )
+        refused = _send_one(target, {"webhook-id": "evt_1\r\nX-Evil: 1"}, b"{}")
         assert refused[0].status_code is None and "line break" in refused[0].error
         assert len(receiver.requests) == 1
     finally:
