@@ -10,9 +10,12 @@ from flask_migrate import Migrate
 from flask_sock import Sock
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
+from psycopg import adapters as psycopg_adapters
+from psycopg.types.array import ListBinaryDumper
 from sqlalchemy import MetaData, any_, bindparam, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.types import TypeDecorator
 
 # Named constraints, so that Alembic can alter them on every backend (SQLite included).
 NAMING_CONVENTION = {
@@ -68,6 +71,35 @@ def try_transaction_lock(key: int) -> bool:
     return bool(db.session.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": key}))
 
 
+class _BinaryList(list):
+    """A list that psycopg sends as a binary array (registered below)."""
+
+
+psycopg_adapters.register_dumper(_BinaryList, ListBinaryDumper)
+
+
+class BinaryArray(TypeDecorator):
+    """A PostgreSQL array parameter sent in the binary format. The text format, psycopg's
+    default for lists, costs 6 µs an element for a datetime and 12 for a JSON document
+    (each quoted and escaped by regular expressions), the binary one under half a µs: on
+    the ingest path and the webhook log, which send every row as arrays of columns, that
+    was ~70 µs of a worker's CPU per message. The values are processed as the element
+    type says, as ARRAY does; what the database makes of them is the same."""
+
+    impl = postgresql.ARRAY
+    cache_ok = True
+
+    def bind_processor(self, dialect):
+        process = super().bind_processor(dialect)
+
+        def to_binary(value):
+            if value is None:
+                return None
+            return _BinaryList(process(value) if process is not None else value)
+
+        return to_binary
+
+
 def among(column, values):
     """`column IN (values)`; on PostgreSQL `column = ANY(:array)`, one statement text
     whatever the number of values. IN gives each number its own text, and a long one is
@@ -75,7 +107,7 @@ def among(column, values):
     path, where batches hold hundreds, that parsing cost more than the query."""
     values = list(values)
     if db.session.get_bind().dialect.name == "postgresql":
-        return column == any_(bindparam(None, values, type_=postgresql.ARRAY(column.type)))
+        return column == any_(bindparam(None, values, type_=BinaryArray(column.type)))
     return column.in_(values)
 
 
@@ -112,7 +144,7 @@ def unnest(table, names: tuple[str, ...]) -> tuple[str, list]:
         f"CAST(:{name} AS {table.c[name].type.compile(dialect=dialect).split('(')[0]}[])"
         for name in names
     )
-    binds = [bindparam(name, type_=postgresql.ARRAY(table.c[name].type)) for name in names]
+    binds = [bindparam(name, type_=BinaryArray(table.c[name].type)) for name in names]
     return f"unnest({casts})", binds
 
 

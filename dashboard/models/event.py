@@ -7,10 +7,9 @@ from datetime import datetime
 
 from sqlalchemy import DDL, BigInteger, Column, ForeignKey, Index, Integer, String, Table, Text
 from sqlalchemy import event as sa_event
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
-from dashboard.extensions import db
+from dashboard.extensions import BinaryArray, db
 from dashboard.models.types import UTCDateTime, utcnow
 
 # BIGINT on PostgreSQL; SQLite makes only INTEGER PRIMARY KEY its rowid (64-bit anyway).
@@ -45,7 +44,7 @@ OUTBOX_LOCK = 0x50424F5554424F58
 
 def _array(item):
     """An array column on PostgreSQL; text on SQLite, where the table stays unused."""
-    return ARRAY(item).with_variant(Text(), "sqlite")
+    return BinaryArray(item).with_variant(Text(), "sqlite")
 
 
 # On PostgreSQL, a transaction's events wait here, one row of arrays per transaction,

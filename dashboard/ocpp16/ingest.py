@@ -35,7 +35,12 @@ from dashboard.services.chargepoints import (
     record_disconnections,
 )
 from dashboard.services.charging import record_meter_values
-from dashboard.services.connectors import record_ocpp_status, recorded_already, status_event
+from dashboard.services.connectors import (
+    may_be_retry,
+    record_ocpp_status,
+    recorded_already,
+    status_event,
+)
 
 log = logging.getLogger(__name__)
 
@@ -186,9 +191,19 @@ class StatusBatcher:
             if unloaded
             else []
         )
-        # Retries among the statuses (the same message sent again), found in one query.
+        # Retries among the statuses (the same message sent again), found in one query,
+        # among those that may be one: usually none, and no query.
+        by_key = {(c.connector_cp_id, c.connector_id): c for c in loaded}
         recorded = recorded_already(
-            [status_event(item.cp_id, **item.fields) for item in batch if item.kind == STATUS]
+            [
+                status_event(item.cp_id, **item.fields)
+                for item in batch
+                if item.kind == STATUS
+                and may_be_retry(
+                    by_key.get((item.cp_id, item.fields["connector_id"])),
+                    item.fields.get("event_time"),
+                )
+            ]
         )
         for item in batch:
             if item.kind == METER:
@@ -210,7 +225,7 @@ class StatusBatcher:
                 with db.session.no_autoflush:
                     record_ocpp_status(item.cp_id, **item.fields, recorded=recorded)
                 known.add(key)
-        del loaded, chargepoints
+        del loaded, chargepoints, by_key
         if cp_ids:
             db.session.execute(
                 update(ChargePoint)

@@ -506,13 +506,7 @@ def record_ocpp_status(
     connector = db.session.get(Connector, (connector_id, cp_id))
     event = status_event(cp_id, connector_id, message_id, status, error_code, event_time)
     if recorded is None:
-        # A retry carries an event time already applied (or none): only then look for it.
-        maybe_retry = connector is not None and (
-            event_time is None
-            or connector.status_timestamp is None
-            or event_time <= connector.status_timestamp
-        )
-        recorded = recorded_already([event]) if maybe_retry else set()
+        recorded = recorded_already([event]) if may_be_retry(connector, event_time) else set()
     if event in recorded:
         return None
     if connector is None:
@@ -530,6 +524,18 @@ def record_ocpp_status(
     )
     recorded.add(event)
     return row
+
+
+def may_be_retry(connector: Connector | None, event_time: datetime | None) -> bool:
+    """Whether a StatusNotification for `connector` (None: not registered) stamped
+    `event_time` may be one recorded already: a retry carries an event time already
+    applied (or none), for a connector that exists; anything else is new, and needs no
+    look in the history."""
+    return connector is not None and (
+        event_time is None
+        or connector.status_timestamp is None
+        or event_time <= connector.status_timestamp
+    )
 
 
 def status_event(
