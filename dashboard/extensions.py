@@ -10,10 +10,10 @@ from flask_migrate import Migrate
 from flask_sock import Sock
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
-from psycopg import adapters as psycopg_adapters
-from psycopg.types.array import ListBinaryDumper
 from sqlalchemy import MetaData, any_, bindparam, text
+from sqlalchemy import event as sa_event
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
@@ -75,7 +75,19 @@ class _BinaryList(list):
     """A list that psycopg sends as a binary array (registered below)."""
 
 
-psycopg_adapters.register_dumper(_BinaryList, ListBinaryDumper)
+@sa_event.listens_for(Engine, "connect")
+def _binary_arrays(dbapi_connection, connection_record) -> None:
+    """Each psycopg connection dumps a _BinaryList as a binary array. Registered here, on
+    the connection, and psycopg imported only now: never when this module is imported.
+    gunicorn.conf.py imports the app's package in the master, before gevent patches the
+    worker, and psycopg chooses how to wait for the server when it is first imported: then
+    a wait that blocks the whole worker (`wait_c`), every greenlet held up by every query
+    (the fleet bench's reconnect storm connected 2,000 of 10,000 charge points)."""
+    adapters = getattr(dbapi_connection, "adapters", None)  # None: SQLite
+    if adapters is not None:
+        from psycopg.types.array import ListBinaryDumper
+
+        adapters.register_dumper(_BinaryList, ListBinaryDumper)
 
 
 class BinaryArray(TypeDecorator):

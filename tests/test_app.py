@@ -244,3 +244,35 @@ def test_times_read_back_in_utc_on_both_backends(app):
         with pytest.raises(Exception, match="naive datetime"):
             db.session.execute(of_it.values(created=datetime(2026, 1, 1)))
         db.session.rollback()
+
+
+MASTER_THEN_WORKER = """
+import runpy
+import sys
+
+runpy.run_path("gunicorn.conf.py")  # what the master imports, before any worker exists
+from gevent import monkey  # then, in the worker, gevent patches and the app is loaded
+
+monkey.patch_all()
+import psycopg.waiting as waiting
+from wsgi import app
+
+print("psycopg" in sys.modules, waiting.wait is getattr(waiting, "wait_c", None))
+"""
+
+
+def test_psycopg_waits_cooperatively_in_a_gevent_worker():
+    """psycopg chooses how to wait for the server when it is first imported: imported in
+    gunicorn's master (by gunicorn.conf.py, which imports the app's package), before
+    gevent patches the worker, it would block the whole worker on every query."""
+    environment = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "WEB_CONCURRENCY")}
+    result = subprocess.run(
+        [str(ROOT / ".venv/bin/python"), "-c", MASTER_THEN_WORKER],
+        cwd=ROOT,
+        env={**environment, "SECRET_KEY": "x"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "False"]  # imported, and not the blocking wait
