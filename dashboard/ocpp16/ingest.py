@@ -176,7 +176,8 @@ class StatusBatcher:
             if reported
             else []
         )
-        known = {(c.connector_cp_id, c.connector_id) for c in loaded}
+        by_key = {(c.connector_cp_id, c.connector_id): c for c in loaded}
+        known = set(by_key)
         loaded_cps = {c.connector_cp_id for c in loaded}
         # The charge points that boot, or whose connectors are reported for the first
         # time, so that neither needs a query of its own.
@@ -193,7 +194,6 @@ class StatusBatcher:
         )
         # Retries among the statuses (the same message sent again), found in one query,
         # among those that may be one: usually none, and no query.
-        by_key = {(c.connector_cp_id, c.connector_id): c for c in loaded}
         recorded = recorded_already(
             [
                 status_event(item.cp_id, **item.fields)
