@@ -218,3 +218,67 @@ def test_a_failed_render_is_tried_again_and_the_cache_stays_bounded():
     for n in range(10):
         cache.get_many([(f"e{n + 2}", "v")], lambda indexes: ["x"])
     assert len(cache._items) == 3
+
+
+def _rendered(app, user_id: int, events_: list[dict]) -> tuple[list[str], list[str]]:
+    """What the connectors list's live socket of user `user_id` renders for `events_`, and
+    the SQL statements it ran: the user loaded and then kept out of the session, as the
+    socket does."""
+    from flask_login import login_user
+
+    from dashboard.extensions import db
+    from dashboard.live.views import fragments_for
+    from dashboard.models import User
+    from tests.conftest import recorded_statements
+
+    with app.test_request_context("/live/ws"):
+        user = db.session.get(User, user_id)
+        scope = None if user.is_superadmin else user.company_id
+        rights = (user.can("update.connector"), user.can("delete.connector"))
+        db.session.expunge(user.role)
+        db.session.expunge(user)
+        db.session.rollback()
+        login_user(user)
+        with recorded_statements(app) as statements:
+            html = fragments_for("connectors", scope, rights, events_)
+        return html, statements
+
+
+def test_live_rows_show_the_company_to_a_superadmin_only_and_cost_one_read_a_batch(app, world):
+    """The rows of a batch of events are read in one query (with the charge points, and
+    their companies only for a superadmin, whose list shows the company column)."""
+    import uuid
+
+    from dashboard.extensions import db
+    from dashboard.services.connectors import create_connector
+    from dashboard.services.permissions import SYSTEM
+
+    with app.app_context():
+        for cp_id in (world.cp_a, world.cp_b):
+            for number in (1, 2):
+                create_connector(SYSTEM, connector_id=number, connector_cp_id=cp_id, source="test")
+        db.session.commit()
+
+    def batch(*keys):
+        return [
+            {**event(cp_id, company, number), "event_id": uuid.uuid4().hex}
+            for cp_id, company, number in keys
+        ]
+
+    both = batch((world.cp_a, world.company_a, 1), (world.cp_b, world.company_b, 2))
+    html, statements = _rendered(app, world.admin, both)
+    assert [f'id="connector-{world.cp_a}-1"' in html[0], "Company A" in html[0]] == [True, True]
+    assert [f'id="connector-{world.cp_b}-2"' in html[1], "Company B" in html[1]] == [True, True]
+    assert len(statements) == 1, statements
+
+    mine = batch((world.cp_a, world.company_a, 1), (world.cp_a, world.company_a, 2))
+    html, statements = _rendered(app, world.user_a, mine)
+    for number, row in zip((1, 2), html, strict=True):
+        assert f'id="connector-{world.cp_a}-{number}"' in row
+    assert not any("Company A" in row for row in html)  # no company column for a user
+    assert len(statements) == 1, statements
+    assert "companies" not in statements[0]  # and no company read for it
+
+    html, statements = _rendered(app, world.user_a, batch((world.cp_a, world.company_a, 2)))
+    assert f'id="connector-{world.cp_a}-2"' in html[0]
+    assert len(statements) == 1, statements
