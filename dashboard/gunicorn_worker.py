@@ -7,8 +7,22 @@ worker exits as soon as its sockets are gone instead of at the end of graceful_t
 
 from __future__ import annotations
 
+import weakref
+
+import gevent
 from gevent.server import StreamServer
 from gunicorn.workers.ggevent import GeventWorker
+
+# How long a new connection may take to deliver its first request (a charge point's or a
+# browser's WebSocket handshake, any page): as long as a client waits for the answer
+# (the `ocpp` package, websockets and browsers wait 10 to 30 s). gunicorn waits only
+# `keepalive` (5 s) for it, as for the next request on a kept-alive connection, and
+# closes the connection without a word when that runs out: a busy worker (the new
+# workers of a reload, taking 10,000 charge points reconnecting and 1,000 statuses a
+# second) reached the read of thousands of accepted connections after more than 5 s and
+# cut them (the fleet bench's deploy: 3,709 and 6,132 reconnects ended "did not receive a
+# valid HTTP response"). Idle kept-alive connections still close after `keepalive`.
+FIRST_REQUEST_TIMEOUT = 30.0
 
 
 class ListenerKeepingServer(StreamServer):
@@ -56,6 +70,20 @@ class PlugboardWorker(GeventWorker):
 
         ggevent.StreamServer = KeptServer  # the name gunicorn's run makes its servers with
         super().run()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._served = weakref.WeakSet()  # the greenlets (connections) past their first read
+
+    def timeout_ctx(self):
+        """The time limit of each request read (gunicorn's keep-alive loop): the first one
+        of a connection gets FIRST_REQUEST_TIMEOUT, the later ones `keepalive`. Each
+        connection is served by a greenlet of its own."""
+        connection = gevent.getcurrent()
+        if connection in self._served:
+            return gevent.Timeout(self.cfg.keepalive, False)
+        self._served.add(connection)
+        return gevent.Timeout(max(FIRST_REQUEST_TIMEOUT, self.cfg.keepalive), False)
 
     def handle_exit(self, sig, frame):
         super().handle_exit(sig, frame)

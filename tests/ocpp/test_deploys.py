@@ -361,3 +361,33 @@ def test_a_stopping_worker_survives_a_connection_to_its_shared_listener():
     )
     assert result.returncode == 0, (result.returncode, result.stderr[-2000:])
     assert result.stdout.split() == ["alive", "False"]
+
+
+def _read_answer(connection: socket.socket) -> bytes:
+    """What the server sends until it has sent a whole (small) answer or closes."""
+    answer = b""
+    while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+        chunk = connection.recv(65536)
+        if not chunk:
+            break
+        answer += chunk
+    return answer
+
+
+def test_a_connection_may_take_longer_than_keepalive_for_its_first_request(gunicorn_sqlite):
+    """gunicorn waits `keepalive` (5 s) for each request of a connection, the first one
+    too, and then closes it without a word: a worker too busy to read a new connection
+    within 5 s (the new workers of a reload) cut thousands of reconnecting charge points
+    ("did not receive a valid HTTP response"). The worker gives a first request
+    FIRST_REQUEST_TIMEOUT; a kept-alive connection still closes after `keepalive` idle."""
+    from dashboard.gunicorn_worker import FIRST_REQUEST_TIMEOUT
+
+    assert FIRST_REQUEST_TIMEOUT >= 30
+    request = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", gunicorn_sqlite), timeout=20) as connection:
+        time.sleep(6.5)  # more than gunicorn's keepalive (5 s) before the first request
+        connection.sendall(request)
+        assert _read_answer(connection).startswith(b"HTTP/1.1 200")
+        started = time.monotonic()
+        assert connection.recv(65536) == b""  # idle after an answer: closed at keepalive
+        assert 3 < time.monotonic() - started < 10
