@@ -14,8 +14,8 @@ from gevent.server import StreamServer
 from gunicorn.workers.ggevent import GeventWorker
 
 # How long a new connection may take to deliver its first request (a charge point's or a
-# browser's WebSocket handshake, any page): as long as a client waits for the answer
-# (the `ocpp` package, websockets and browsers wait 10 to 30 s). gunicorn waits only
+# browser's WebSocket handshake, any page): as long as a client waits for its answer
+# (websockets waits 10 s by default, the fleet bench's client 30 s). gunicorn waits only
 # `keepalive` (5 s) for it, as for the next request on a kept-alive connection, and
 # closes the connection without a word when that runs out: a busy worker (the new
 # workers of a reload, taking 10,000 charge points reconnecting and 1,000 statuses a
@@ -52,6 +52,10 @@ class ListenerKeepingServer(StreamServer):
 class PlugboardWorker(GeventWorker):
     """See the module's docstring."""
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._served = weakref.WeakSet()  # the greenlets (connections) past their first read
+
     def run(self):
         """gunicorn's run, whose listening servers are kept (`self.servers`) so that a stop
         can stop them accepting at once: gunicorn's own loop stops them only when it next
@@ -70,10 +74,6 @@ class PlugboardWorker(GeventWorker):
 
         ggevent.StreamServer = KeptServer  # the name gunicorn's run makes its servers with
         super().run()
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._served = weakref.WeakSet()  # the greenlets (connections) past their first read
 
     def timeout_ctx(self):
         """The time limit of each request read (gunicorn's keep-alive loop): the first one
