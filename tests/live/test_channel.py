@@ -233,7 +233,7 @@ def _rendered(app, user_id: int, events_: list[dict]) -> tuple[list[str], list[s
 
     with app.test_request_context("/live/ws"):
         user = db.session.get(User, user_id)
-        scope = None if user.is_superadmin else user.company_id
+        scope = LiveSocket(user.company_id, user.is_superadmin).scope
         rights = (user.can("update.connector"), user.can("delete.connector"))
         db.session.expunge(user.role)
         db.session.expunge(user)
