@@ -62,6 +62,17 @@ def reads_only() -> None:
     db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
 
+def commit() -> None:
+    """Commit what the session did, if it did anything: a session with no transaction
+    begun and nothing added, changed, deleted or waiting in its `info` (the events and
+    history rows of the services) is left as it is. Its commit would begin a transaction
+    only to end it, through every listener: an OCPP handler whose message the ingest batch
+    stored spent 4 % of a worker so at 1,000 statuses/s (py-spy)."""
+    session = db.session()
+    if session.in_transaction() or session.info or session.new or session.dirty or session.deleted:
+        session.commit()
+
+
 def try_transaction_lock(key: int) -> bool:
     """Whether this transaction got the lock `key` (PostgreSQL's pg_try_advisory_xact_lock,
     held until the commit or rollback): one process at a time runs what it guards. Always

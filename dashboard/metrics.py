@@ -16,6 +16,7 @@ Protected by METRICS_TOKEN (`Authorization: Bearer <token>`); without it, /metri
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -117,3 +118,20 @@ def known_action(action: str) -> str:
     from dashboard.ocpp16.validation import KNOWN_ACTIONS
 
     return action if action in KNOWN_ACTIONS else "unknown"
+
+
+# The action of a frame that could not be parsed as a CALL.
+UNPARSED = "unparsed"
+
+
+def count_ocpp_message(action: str, outcome: str) -> None:
+    """Count a frame of a charge point in OCPP_MESSAGES: a CALL of `action` (or UNPARSED)
+    answered with `outcome`."""
+    _ocpp_messages(action, outcome).inc()
+
+
+@lru_cache(maxsize=256)
+def _ocpp_messages(action: str, outcome: str):
+    # Kept, not looked up for every CALL: the label check and lookup cost 2 % of an
+    # ingest worker at 1,000 statuses/s (py-spy).
+    return OCPP_MESSAGES.labels(action if action == UNPARSED else known_action(action), outcome)

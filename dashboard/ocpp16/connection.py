@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from simple_websocket import ConnectionClosed
 
-from dashboard.metrics import OCPP_MESSAGES
+from dashboard.metrics import UNPARSED, count_ocpp_message
 from dashboard.ocpp16 import frames
 from dashboard.ocpp16.frames import Frame, OcppError, Unanswerable
 from dashboard.ocpp16.validation import validate
@@ -154,7 +154,7 @@ class Connection:
             return
         except OcppError as exc:
             self._on_frame(self)
-            OCPP_MESSAGES.labels("unparsed", exc.code).inc()
+            count_ocpp_message(UNPARSED, exc.code)
             self.send(frames.call_error(exc.message_id, exc))
             return
         if frame.type == frames.CALL:  # the handler records the frame itself

@@ -11,8 +11,8 @@ from typing import NoReturn
 
 from flask import current_app
 
-from dashboard.extensions import db
-from dashboard.metrics import OCPP_MESSAGES, known_action
+from dashboard.extensions import commit, db
+from dashboard.metrics import count_ocpp_message
 from dashboard.models import ChargePoint
 from dashboard.models.types import utcnow
 from dashboard.ocpp16 import frames
@@ -268,19 +268,19 @@ def handle_call(connection, frame: Frame) -> str:
             )
         result = handler(connection, frame)
         _record_seen(connection)
-        db.session.commit()
-        OCPP_MESSAGES.labels(known_action(frame.action), "ok").inc()
+        commit()
+        count_ocpp_message(frame.action, "ok")
         return frames.call_result(frame.message_id, result)
     except OcppError as error:
         db.session.rollback()
         record_alive(connection)
-        OCPP_MESSAGES.labels(known_action(frame.action), error.code).inc()
+        count_ocpp_message(frame.action, error.code)
         return frames.call_error(frame.message_id, error)
     except Exception:
         db.session.rollback()
         log.exception("%s: %s failed", connection.identity, frame.action)
         error = OcppError(frames.INTERNAL_ERROR, "The central system could not process this")
-        OCPP_MESSAGES.labels(known_action(frame.action), error.code).inc()
+        count_ocpp_message(frame.action, error.code)
         return frames.call_error(frame.message_id, error)
 
 
@@ -295,7 +295,7 @@ def record_alive(connection) -> None:
     """Update "last seen" for a frame that is not a successful CALL, in its own transaction."""
     try:
         _record_seen(connection)
-        db.session.commit()
+        commit()
     except Exception:
         db.session.rollback()
         log.exception("%s: could not record last seen", connection.identity)

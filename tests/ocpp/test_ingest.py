@@ -280,3 +280,37 @@ def test_a_batch_that_lost_a_deadlock_is_written_again_whole(app, world, monkeyp
         assert calls == [3] * (deadlocks + 1)
     else:
         assert calls == [3] * BATCH_ATTEMPTS + [1, 1, 1]
+
+
+def test_a_status_stored_by_the_batch_costs_its_handler_no_transaction(app, world):
+    """The batch commits a StatusNotification; the handler's own session, left with
+    nothing to write, begins no transaction only to commit it. A handler that writes
+    itself (DataTransfer) still commits what it wrote."""
+    from sqlalchemy import event as sa_event
+
+    from dashboard.models import DataTransferMessage
+    from dashboard.ocpp16 import frames
+    from dashboard.ocpp16.connection import Connection
+    from dashboard.ocpp16.handlers import handle_call
+
+    with app.app_context():
+        connection = Connection(None, "CP-A", world.cp_a, handle_call, lambda _: None)
+        connection.registered = True
+        session = db.session()
+        begun = []
+        sa_event.listen(session, "after_transaction_create", lambda s, t: begun.append(t))
+        payload = '{"connectorId": 2, "errorCode": "NoError", "status": "Charging"}'
+        frame = frames.parse(f'[2, "s-1", "StatusNotification", {payload}]')
+        reply = handle_call(connection, frame)
+        assert reply == '[3,"s-1",{}]'
+        assert begun == []
+        stored = db.session.get(Connector, (2, world.cp_a))
+        assert stored is not None and stored.connector_status == "Charging"
+        db.session.rollback()
+        begun.clear()
+        transfer = '[2, "d-1", "DataTransfer", {"vendorId": "acme", "data": "hello"}]'
+        assert '"status"' in handle_call(connection, frames.parse(transfer))
+        assert begun and not session.in_transaction()
+    with app.app_context():
+        kept = db.session.scalars(select(DataTransferMessage.data)).all()
+        assert kept == ["hello"]

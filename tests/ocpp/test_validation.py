@@ -1,0 +1,136 @@
+"""The compiled schemas (`fastjsonschema`), which decide whether a payload is valid, agree
+with the `ocpp` package's `jsonschema` validators, which say what an invalid one broke: on
+payloads generated near each OCPP 1.6 schema, valid and not."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import fastjsonschema
+import ocpp
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from ocpp.messages import get_validator
+
+from dashboard.ocpp16 import frames
+from dashboard.ocpp16.frames import OcppError
+from dashboard.ocpp16.validation import compiled, validate
+
+SCHEMAS = sorted(
+    (frames.CALLRESULT, path.stem.removesuffix("Response"))
+    if path.stem.endswith("Response")
+    else (frames.CALL, path.stem)
+    for path in (Path(ocpp.__file__).parent / "v16" / "schemas").glob("*.json")
+)
+
+# Any JSON value, small: what a charge point may send in place of the right one.
+ANY_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**40), 2**40)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+def near(rule: dict) -> st.SearchStrategy:
+    """Values for a property with `rule`: mostly right ones (of its type, from its enum),
+    else ones just wrong (a bound crossed, 1.0 or True for an integer) or anything at all."""
+    kind = rule.get("type")
+    right, wrong = [], []
+    if "enum" in rule:
+        right.append(st.sampled_from(rule["enum"]))
+        wrong.append(st.text(max_size=5))
+    elif kind == "string":
+        limit = rule.get("maxLength", 30)
+        right.append(st.text(max_size=min(limit, 20)))
+        if limit <= 500:  # (hypothesis draws no longer texts)
+            right.append(st.text(min_size=limit, max_size=limit))
+            wrong.append(st.text(min_size=limit + 1, max_size=limit + 2))
+    elif kind == "integer":
+        right.append(st.integers(-3, 2**31 + 1))
+        wrong.append(st.sampled_from([0.0, 1.0, 2.5, True, False, "1"]))
+    elif kind == "number":
+        right.append(st.integers(-3, 10**6) | st.floats(-1e6, 1e6))
+        wrong.append(st.sampled_from([True, False, "1.5"]))
+    elif kind == "boolean":
+        right.append(st.booleans())
+        wrong.append(st.sampled_from([0, 1, "true"]))
+    elif kind == "object":
+        right.append(objects(rule))
+    elif kind == "array":
+        right.append(st.lists(near(rule.get("items", {})), min_size=1, max_size=3))
+        wrong.append(st.just([]))
+    right = st.one_of(right) if right else ANY_JSON
+    wrong = st.one_of(wrong) if wrong else ANY_JSON
+    # Mostly right: a payload then has one thing wrong, or none, more often than not.
+    return st.integers(0, 9).flatmap(lambda n: ANY_JSON if n == 0 else wrong if n == 1 else right)
+
+
+def objects(rule: dict) -> st.SearchStrategy:
+    """Objects with any of the rule's properties (required or not, right or wrong), and at
+    times one it does not name."""
+    properties = rule.get("properties", {})
+    anything = {name: near(sub) for name, sub in properties.items()}
+    named = st.fixed_dictionaries({}, optional=anything)
+    required = [name for name in rule.get("required", []) if name in properties]
+    with_required = st.fixed_dictionaries(
+        {name: near(properties[name]) for name in required},
+        optional={name: near(sub) for name, sub in properties.items() if name not in required},
+    )
+    extra = st.tuples(with_required, st.text(min_size=1, max_size=6), ANY_JSON).map(
+        lambda parts: {**parts[0], parts[1]: parts[2]}
+    )
+    return st.integers(0, 5).flatmap(
+        lambda n: named if n == 0 else extra if n == 1 else with_required
+    )
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.data())
+def test_the_compiled_schemas_agree_with_jsonschema(data):
+    message_type, action = data.draw(st.sampled_from(SCHEMAS))
+    validator = get_validator(message_type, action, "1.6")
+    near_it = objects(validator.schema)
+    payload = data.draw(st.integers(0, 9).flatmap(lambda n: ANY_JSON if n == 0 else near_it))
+    try:
+        compiled(message_type, action)(payload)
+        fast = True
+    except fastjsonschema.JsonSchemaException:
+        fast = False
+    assert fast == validator.is_valid(payload), (message_type, action, payload)
+
+
+def status(**changes) -> dict:
+    payload = {"connectorId": 1, "errorCode": "NoError", "status": "Charging", **changes}
+    return {name: value for name, value in payload.items() if value is not None}
+
+
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [
+        (status(status=None), frames.PROTOCOL_ERROR),
+        (status(connectorId="1"), frames.TYPE_CONSTRAINT_VIOLATION),
+        (status(connectorId=1.0), frames.TYPE_CONSTRAINT_VIOLATION),
+        (status(connectorId=True), frames.TYPE_CONSTRAINT_VIOLATION),
+        (status(status="Sleeping"), frames.PROPERTY_CONSTRAINT_VIOLATION),
+        (status(info="x" * 51), frames.PROPERTY_CONSTRAINT_VIOLATION),
+        (status(x=1), frames.FORMATION_VIOLATION),
+        ([], frames.FORMATION_VIOLATION),
+    ],
+)
+def test_an_invalid_payload_is_refused_with_the_rule_it_broke(payload, code):
+    with pytest.raises(OcppError) as refused:
+        validate(frames.CALL, "StatusNotification", payload)
+    assert refused.value.code == code
+
+
+def test_a_valid_payload_is_left_as_it_was():
+    payload = status(info="plugged in")
+    validate(frames.CALL, "StatusNotification", payload)
+    assert payload == status(info="plugged in")
