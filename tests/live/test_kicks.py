@@ -4,6 +4,7 @@ on a real Redis server: together, not a Redis round trip each."""
 from __future__ import annotations
 
 import threading
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -73,3 +74,29 @@ def test_a_kick_closes_the_other_connection_of_the_identity_only(app, monkeypatc
     remote._kick({"kicks": [{"identity": "CP-1", "uid": "new"}]})
     remote._kick({"identity": "CP-1", "uid": "newer"})  # as a process of an older release sends
     assert closed == [("CP-1", (1000, "replaced by a new connection"))] * 2
+
+
+def test_connects_made_within_the_gathering_interval_are_told_in_one_message(
+    app, redis_server, monkeypatch
+):
+    """The first connect of a quiet moment waits KICKS_GATHER for the others: a fleet
+    reconnecting at once sends a message per interval, not one per connect or two."""
+    bus, other = RedisBus(redis_server.url), RedisBus(redis_server.url)
+    monkeypatch.setattr(events, "_bus", bus)
+    messages, arrived = [], threading.Event()
+
+    def on_kicks(message):
+        messages.append(message)
+        if sum(len(m["kicks"]) for m in messages) == 10:
+            arrived.set()
+
+    other.on(KICKS, on_kicks)
+    assert other.ensure_listening()
+    with app.app_context():
+        for n in range(10):
+            remote.announce(SimpleNamespace(identity=f"CP-{n}", uid=f"uid-{n}"))
+            time.sleep(remote.KICKS_GATHER / 20)
+    assert arrived.wait(10)
+    bus.close()
+    other.close()
+    assert [len(m["kicks"]) for m in messages] == [10]

@@ -109,3 +109,15 @@ def test_a_form_field_with_a_nul_character_is_refused_whole(browser):
     response = browser.login("a\x00@example.com")
     assert response.status_code == 400
     assert "NUL character" in response.get_data(as_text=True)
+
+
+def test_the_limiter_skips_the_websocket_handshakes_only(app):
+    """No limit applies to the handshakes of charge points and browsers: the limiter is
+    spared its search for one (the sign-in limits above still hold)."""
+    from dashboard.extensions import _unlimited
+
+    upgrade = {"Upgrade": "websocket", "Connection": "Upgrade"}
+    cases = (("/ocpp/CP-1", True), ("/live/ws", True), ("/login", False), ("/", False))
+    for path, skipped in cases:
+        with app.test_request_context(path, headers=upgrade if skipped else {}):
+            assert _unlimited() is skipped, path
