@@ -38,17 +38,24 @@ def bus(app, redis_server, monkeypatch):
     bus.close()
 
 
-def test_connects_made_together_are_told_in_one_message(app, bus, redis_server):
-    other = RedisBus(redis_server.url)
+def listening(url: str, expected: int):
+    """Another process's bus, listening to the kicks: (bus, the messages it received, an
+    event set once they hold `expected` kicks)."""
+    other = RedisBus(url)
     messages, arrived = [], threading.Event()
 
     def on_kicks(message):
         messages.append(message)
-        if sum(len(m["kicks"]) for m in messages) == 50:
+        if sum(len(m["kicks"]) for m in messages) == expected:
             arrived.set()
 
     other.on(KICKS, on_kicks)
     assert other.ensure_listening()
+    return other, messages, arrived
+
+
+def test_connects_made_together_are_told_in_one_message(app, bus, redis_server):
+    other, messages, arrived = listening(redis_server.url, 50)
     connections = [SimpleNamespace(identity=f"CP-{n}", uid=f"uid-{n}") for n in range(50)]
     with app.app_context():
         remote.announce(connections[0])
@@ -81,17 +88,9 @@ def test_connects_made_within_the_gathering_interval_are_told_in_one_message(
 ):
     """The first connect of a quiet moment waits KICKS_GATHER for the others: a fleet
     reconnecting at once sends a message per interval, not one per connect or two."""
-    bus, other = RedisBus(redis_server.url), RedisBus(redis_server.url)
+    bus = RedisBus(redis_server.url)
     monkeypatch.setattr(events, "_bus", bus)
-    messages, arrived = [], threading.Event()
-
-    def on_kicks(message):
-        messages.append(message)
-        if sum(len(m["kicks"]) for m in messages) == 10:
-            arrived.set()
-
-    other.on(KICKS, on_kicks)
-    assert other.ensure_listening()
+    other, messages, arrived = listening(redis_server.url, 10)
     with app.app_context():
         for n in range(10):
             remote.announce(SimpleNamespace(identity=f"CP-{n}", uid=f"uid-{n}"))
