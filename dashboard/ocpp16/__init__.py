@@ -24,7 +24,7 @@ from dashboard.models.chargepoint import auth_key_matches
 from dashboard.ocpp16 import registry, remote
 from dashboard.ocpp16.connection import Connection
 from dashboard.ocpp16.handlers import handle_call, record_alive
-from dashboard.ocpp16.ingest import CONNECTED, DISCONNECTED, MAX_BATCH, batcher
+from dashboard.ocpp16.ingest import CONNECTED, DISCONNECTED, MAX_BATCH, batcher, behind
 from dashboard.schemas.chargepoint import IDENTITY_PATTERN
 from dashboard.services import commands
 from dashboard.services.chargepoints import admission, is_registered, record_disconnections
@@ -88,7 +88,10 @@ class FreshStatuses:
     for the status of every connector it has not reported since: a charge point that
     reconnects says nothing, and its last statuses may be hours old. Logged as `system`
     calls. A connection still handling a frame then (its boot, in a fleet reconnecting at
-    once) is looked at again a period later. One thread per process keeps the connections
+    once) is looked at again a period later, and so is every connection while the process
+    is behind with storing what charge points send (a reload: the charge points are
+    sending their statuses, and the calls and their log cost 14 % of a new worker then).
+    One thread per process keeps the connections
     in order of when they settle and looks up the connectors of all that settle together
     in one query: no thread waits per connection (memory), and a fleet reconnecting costs
     no query per charge point."""
@@ -121,6 +124,7 @@ class FreshStatuses:
             settled = []
             with self._lock:
                 now = time.monotonic()
+                lagging = behind(self.app)
                 while self._due and self._due[0][0] <= now:
                     _, _, connection = heapq.heappop(self._due)
                     if connection.closed.is_set():
@@ -129,9 +133,10 @@ class FreshStatuses:
                         heapq.heappush(
                             self._due, (self._settles(connection), next(self._count), connection)
                         )
-                    elif connection.busy:
+                    elif connection.busy or lagging:
                         # A frame of its still unanswered (its boot, in a fleet that
-                        # reconnects at once): not settled; look again a period later.
+                        # reconnects at once), or the process behind with its charge
+                        # points' messages: not settled; look again a period later.
                         again = now + self.app.config["OCPP_STATUS_SETTLE_SECONDS"]
                         heapq.heappush(self._due, (again, next(self._count), connection))
                     else:

@@ -100,6 +100,11 @@ class StatusBatcher:
             raise item.error
         return item.result
 
+    @property
+    def backlog(self) -> int:
+        """How many messages wait for a batch."""
+        return len(self._queue)
+
     def _run(self) -> None:
         with self.app.app_context():
             while True:
@@ -251,4 +256,14 @@ def _transient(exc: OperationalError) -> bool:
 
 def batcher() -> StatusBatcher:
     """This process's batcher for the current application."""
-    return of_this_process("ocpp_status_batcher", StatusBatcher)
+    return of_this_process(_BATCHER, StatusBatcher)
+
+
+def behind(app: Flask) -> bool:
+    """Whether this process is behind with storing what its charge points send: more than
+    a batch waiting in its batcher for `app`."""
+    found = app.extensions.get(_BATCHER)
+    return found is not None and found.backlog > MAX_BATCH
+
+
+_BATCHER = "ocpp_status_batcher"

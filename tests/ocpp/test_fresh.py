@@ -121,3 +121,35 @@ def test_a_dead_socket_is_found_within_two_pings(world, quick_server, booted_bef
     online, found_after = run(scenario())
     assert online["chargepoint_connection"] == "online"
     assert found_after is not None and found_after < 3.5  # two intervals of 1 s, and slack
+
+
+def test_no_charge_point_is_asked_while_the_process_is_behind(app, monkeypatch):
+    """While more than a batch of messages waits to be stored (a reload: the charge points
+    are sending their statuses already), a settled connection is not asked for its
+    statuses; it is looked at again a period later, and asked once the backlog is gone."""
+    import threading
+    from types import SimpleNamespace
+
+    from dashboard.ocpp16 import FreshStatuses
+    from dashboard.ocpp16.ingest import _BATCHER, MAX_BATCH, StatusBatcher
+
+    app.config["OCPP_STATUS_SETTLE_SECONDS"] = 0.2
+    waiting = StatusBatcher(app)
+    waiting._queue.extend([object()] * (MAX_BATCH + 1))  # never written: no thread runs
+    monkeypatch.setitem(app.extensions, _BATCHER, waiting)
+    fresh = FreshStatuses(app)
+    asked, was_asked = [], threading.Event()
+
+    def ask(settled):
+        asked.append([connection.cp_id for connection in settled])
+        was_asked.set()
+
+    monkeypatch.setattr(fresh, "_ask", ask)
+    connection = SimpleNamespace(
+        cp_id=7, settle_from=time.monotonic(), closed=threading.Event(), busy=False
+    )
+    fresh.watch(connection)
+    assert not was_asked.wait(0.7)  # settled after 0.2 s, looked at again twice since
+    waiting._queue.clear()
+    assert was_asked.wait(2)
+    assert asked == [[7]]
