@@ -53,6 +53,8 @@ MAX_BATCH = 500
 BATCH_ATTEMPTS = 3
 # How long a notification may wait for its batch before the charge point gets an error.
 SUBMIT_TIMEOUT = 30.0
+# Where each process keeps its batcher, in the application's extensions.
+_BATCHER = "ocpp_status_batcher"
 
 
 STATUS, METER, SEEN = "status", "meter", "seen"
@@ -264,6 +266,3 @@ def behind(app: Flask) -> bool:
     a batch waiting in its batcher for `app`."""
     found = app.extensions.get(_BATCHER)
     return found is not None and found.backlog > MAX_BATCH
-
-
-_BATCHER = "ocpp_status_batcher"
