@@ -22,12 +22,13 @@ from dashboard.extensions import among, db, of_this_process, sock
 from dashboard.models import Connector
 from dashboard.models.chargepoint import auth_key_matches
 from dashboard.ocpp16 import registry, remote
+from dashboard.ocpp16.admissions import reader as admission_reader
 from dashboard.ocpp16.connection import Connection
 from dashboard.ocpp16.handlers import handle_call, record_alive
 from dashboard.ocpp16.ingest import CONNECTED, DISCONNECTED, MAX_BATCH, batcher, behind
 from dashboard.schemas.chargepoint import IDENTITY_PATTERN
 from dashboard.services import commands
-from dashboard.services.chargepoints import admission, is_registered, record_disconnections
+from dashboard.services.chargepoints import is_registered, record_disconnections
 from dashboard.services.errors import ServiceError
 from dashboard.services.permissions import SYSTEM
 from dashboard.websocket import websocket_handler
@@ -63,7 +64,7 @@ def admit():
     identity = (request.view_args or {}).get("identity", "")
     if not _IDENTITY.match(identity):  # no charge point can be registered under it
         abort(404)
-    chargepoint = admission(identity)
+    chargepoint = admission_reader().read(identity)
     if chargepoint is None:
         abort(404)
     if chargepoint.auth_key_hash is not None:

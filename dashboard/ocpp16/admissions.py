@@ -1,0 +1,99 @@
+"""The admission reads of a process's OCPP handshakes, gathered.
+
+Every handshake needs its charge point's row (`services.chargepoints.admissions`) before
+the upgrade. A fleet reconnecting at once opens hundreds a second in each worker, and a
+read each cost a quarter of a worker's CPU in such a storm (py-spy), most of it the round
+trip. One thread per process reads instead, in one query, the rows of every handshake
+that asked while its previous query was on its way: one read for a lone handshake, no
+waiting added, and a few reads a second whatever the storm.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from flask import Flask
+
+from dashboard.extensions import of_this_process
+from dashboard.services.chargepoints import admissions
+
+# The most identities one query reads.
+MAX_READ = 500
+# How long a handshake waits for its read before it fails (the database's own timeouts
+# come first).
+READ_TIMEOUT = 30.0
+_READER = "ocpp_admission_reader"
+
+
+@dataclass
+class _Ask:
+    identity: str
+    done: threading.Event = field(default_factory=threading.Event)
+    row: object = None
+    error: Exception | None = None
+
+
+class AdmissionReader:
+    """Reads the admission rows of this process's handshakes, many in one query."""
+
+    def __init__(self, app: Flask):
+        self.app = app
+        self._queue: list[_Ask] = []
+        self._lock = threading.Lock()
+        self._wakeup = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def read(self, identity: str):
+        """The admission row of charge point `identity` (see `admissions`), or None for an
+        identity nobody registered; raises what reading it raised."""
+        ask = _Ask(identity)
+        with self._lock:
+            self._queue.append(ask)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="ocpp-admissions", daemon=True
+                )
+                self._thread.start()
+        self._wakeup.set()
+        if not ask.done.wait(READ_TIMEOUT):
+            raise TimeoutError(f"the admission of {identity} was not read in time")
+        if ask.error is not None:
+            raise ask.error
+        return ask.row
+
+    @property
+    def backlog(self) -> int:
+        """How many handshakes wait for a read."""
+        return len(self._queue)
+
+    def _run(self) -> None:
+        with self.app.app_context():
+            while True:
+                self._wakeup.wait()
+                with self._lock:
+                    asks = self._queue[:MAX_READ]
+                    del self._queue[:MAX_READ]
+                    if not self._queue:
+                        self._wakeup.clear()
+                if asks:
+                    self._read(asks)
+
+    @staticmethod
+    def _read(asks: list[_Ask]) -> None:
+        try:
+            rows = admissions(ask.identity for ask in asks)
+        except Exception as exc:  # every handshake of the read fails as its own read would
+            for ask in asks:
+                ask.error = exc
+        else:
+            for ask in asks:
+                ask.row = rows.get(ask.identity)
+        finally:
+            for ask in asks:
+                ask.done.set()
+
+
+def reader() -> AdmissionReader:
+    """This process's admission reader for the current application."""
+    return of_this_process(_READER, AdmissionReader)
