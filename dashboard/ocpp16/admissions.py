@@ -5,7 +5,8 @@ the upgrade. A fleet reconnecting at once opens hundreds a second in each worker
 read each cost a quarter of a worker's CPU in such a storm (py-spy), most of it the round
 trip. One thread per process reads instead, in one query, the rows of every handshake
 that asked while its previous query was on its way: one read for a lone handshake, no
-waiting added, and a few reads a second whatever the storm.
+waiting added (a lone one costs 0.1 ms more CPU, the hand-over), and 0.23 ms of CPU each
+instead of 0.45 with three asking at once, 0.05 with fifty.
 """
 
 from __future__ import annotations
