@@ -243,6 +243,13 @@ class StatusBatcher:
 
 
 def _boot(cp_id: int, payload: dict) -> tuple[str, bool] | None:
+    # The boots of a batch are written by the unit of work, a statement per charge point
+    # (an executemany psycopg sends row by row: 1.2–1.8 s for 500 in a storm). Writing them
+    # as one UPDATE of arrays, like the connectors, was measured twice and made the storm
+    # worse both times: on 28 November (p99 handshake 3.8–12.5 s, 0.4 ms more CPU per
+    # charge point) and on 29 November (A B B A: 42 and 39 s → 54 and 55 s to connect
+    # 10,000, p99 handshake 1.7 and 0.7 s → 28.7 and 26.7 s, 5.4–5.9 → 7.1 ms per charge
+    # point). The slow batch paces the storm; a fast one leaves the handshakes behind.
     chargepoint = db.session.get(ChargePoint, cp_id)  # loaded with the batch
     if chargepoint is None:  # deleted while connected
         return None
