@@ -10,13 +10,11 @@ from flask_migrate import Migrate
 from flask_sock import Sock
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
-from sqlalchemy import MetaData, any_, bindparam, inspect, text
+from sqlalchemy import MetaData, any_, bindparam, text
 from sqlalchemy import event as sa_event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
-from sqlalchemy.orm.attributes import get_history, set_committed_value
-from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.types import TypeDecorator
 
 # Named constraints, so that Alembic can alter them on every backend (SQLite included).
@@ -191,63 +189,6 @@ def _insert_arrays(table, names: tuple[str, ...], ignoring_duplicates: bool = Fa
         f"WITH ORDINALITY AS r({columns}, n) ORDER BY n"
         + (" ON CONFLICT DO NOTHING" if ignoring_duplicates else "")
     ).bindparams(*binds)
-
-
-@lru_cache(maxsize=64)
-def _update_arrays(table, keys: tuple[str, ...], columns: tuple[str, ...]):
-    names = keys + columns
-    arrays, binds = unnest(table, names)
-    return text(
-        f"UPDATE {table.name} SET {', '.join(f'{name} = v.{name}' for name in columns)} "
-        f"FROM {arrays} AS v({', '.join(names)}) WHERE "
-        + " AND ".join(f"{table.name}.{key} = v.{key}" for key in keys)
-    ).bindparams(*binds)
-
-
-def update_changed(session, model, stamp: str, now) -> None:
-    """Write the `model` objects that `session` changed, on PostgreSQL: one UPDATE of
-    arrays for all of those that changed the same columns, instead of the unit of work's
-    statement per object. Only their changed columns are written, as the unit of work
-    would, with the `stamp` column set to `now()` if they did not change it themselves
-    (its onupdate), and an object gone meanwhile fails the flush as it would. A change the
-    unit of work had better write (a relationship, a new key) is left to it. Called from a
-    `before_flush` listener; the written objects leave nothing for the unit of work.
-    A flush of 500 BootNotifications went from 1.2–1.8 s (the statement per charge point,
-    each a wait in gevent's loop) to one statement."""
-    if session.get_bind().dialect.name != "postgresql":
-        return
-    table = model.__table__
-    keys = tuple(column.key for column in table.primary_key)
-    writable = frozenset(table.c.keys()) - set(keys)
-    groups: dict[tuple[str, ...], list[tuple[object, dict]]] = {}
-    for changed_object in session.dirty:
-        if type(changed_object) is not model:
-            continue
-        state = inspect(changed_object)
-        if state.deleted or not state.committed_state.keys() <= writable:
-            continue
-        changed = {  # (get_history: state.attrs would make a cycle per object)
-            key: state.dict[key]
-            for key in state.committed_state
-            if get_history(changed_object, key).has_changes()
-        }
-        if not changed:
-            continue
-        if stamp not in changed:
-            changed[stamp] = now()
-        groups.setdefault(tuple(sorted(changed)), []).append((changed_object, changed))
-    for columns, members in groups.items():
-        values = {name: [getattr(member, name) for member, _ in members] for name in keys}
-        values.update({name: [changed[name] for _, changed in members] for name in columns})
-        statement = _update_arrays(table, keys, columns)
-        updated = session.connection().execute(statement, values).rowcount
-        if updated != len(members):
-            raise StaleDataError(
-                f"UPDATE of {table.name} expected to match {len(members)} rows; {updated} matched"
-            )
-        for member, changed in members:  # written: nothing left for the unit of work
-            for key, value in changed.items():
-                set_committed_value(member, key, value)
 
 
 def insert_all(table, rows: list[dict], connection=None, ignoring_duplicates: bool = False) -> None:

@@ -7,10 +7,8 @@ from functools import lru_cache
 
 from flask import current_app
 from sqlalchemy import and_, any_, bindparam, case, func, or_, select, text, tuple_, update
-from sqlalchemy import event as sa_event
-from sqlalchemy.orm import Session
 
-from dashboard.extensions import BinaryArray, among, db, unnest, update_changed
+from dashboard.extensions import BinaryArray, among, db, unnest
 from dashboard.live.events import publish_after_commit
 from dashboard.models import ChargePoint, Company, ConnectivityEvent, Connector, User
 from dashboard.models.types import utcnow
@@ -312,15 +310,6 @@ BOOT_FIELDS = {
     "meterType": "meter_type",
     "meterSerialNumber": "meter_serial_number",
 }
-
-
-# The charge points a flush changed, on PostgreSQL: one UPDATE of arrays for all of those
-# that changed the same columns (an ingest batch of BootNotifications, of connected or
-# disconnected marks), instead of the unit of work's statement per charge point.
-@sa_event.listens_for(Session, "before_flush")
-def _write_chargepoints(session: Session, flush_context, instances) -> None:
-    if instances is None:
-        update_changed(session, ChargePoint, "updated", utcnow)
 
 
 def record_boot(chargepoint: ChargePoint, boot: dict) -> str:

@@ -314,35 +314,3 @@ def test_a_status_stored_by_the_batch_costs_its_handler_no_transaction(app, worl
     with app.app_context():
         kept = db.session.scalars(select(DataTransferMessage.data)).all()
         assert kept == ["hello"]
-
-
-def test_a_batch_of_boots_writes_its_charge_points_with_one_statement(app, world, backend):
-    """BootNotifications of a batch: on PostgreSQL one UPDATE of chargepoints from arrays,
-    not the unit of work's statement per charge point (an executemany that psycopg sends
-    row by row, 1.2–1.8 s for 500 boots under load); each row as the unit of work would
-    write it (its reported fields, its boot time, its updated time); SQLite as before,
-    with the same rows."""
-    from dashboard.models import ChargePoint
-    from dashboard.ocpp16.ingest import BOOT, _Item
-
-    with app.app_context():
-        before = {cp.id: cp.updated for cp in db.session.scalars(select(ChargePoint))}
-    boots = [
-        _Item(cp_id, {"payload": {"chargePointVendor": f"V{n}", "chargePointModel": "M"}}, BOOT)
-        for n, cp_id in enumerate((world.cp_a, world.cp_b))
-    ]
-    batcher = StatusBatcher(app)
-    with recorded_statements(app) as statements, app.app_context():
-        batcher._write(boots)
-    assert [item.error for item in boots] == [None, None]
-    assert [item.result for item in boots] == [("Accepted", True)] * 2
-    updates = [s for s in statements if s.lstrip().startswith("UPDATE chargepoints SET")]
-    booted = [s for s in updates if "vendor" in s]
-    assert len(booted) == 1
-    assert ("FROM unnest(" in booted[0]) == (backend == "postgresql")
-    with app.app_context():
-        rows = {cp.id: cp for cp in db.session.scalars(select(ChargePoint))}
-        for n, cp_id in enumerate((world.cp_a, world.cp_b)):
-            assert (rows[cp_id].vendor, rows[cp_id].model) == (f"V{n}", "M")
-            assert rows[cp_id].last_boot is not None
-            assert rows[cp_id].updated > before[cp_id]
