@@ -247,9 +247,10 @@ def _boot(cp_id: int, payload: dict) -> tuple[str, bool] | None:
     # (an executemany psycopg sends row by row: 1.2–1.8 s for 500 in a storm). Writing them
     # as one UPDATE of arrays, like the connectors, was measured twice and made the storm
     # worse both times: on 28 November (p99 handshake 3.8–12.5 s, 0.4 ms more CPU per
-    # charge point) and on 29 November (A B B A: 42 and 39 s → 54 and 55 s to connect
-    # 10,000, p99 handshake 1.7 and 0.7 s → 28.7 and 26.7 s, 5.4–5.9 → 7.1 ms per charge
-    # point). The slow batch paces the storm; a fast one leaves the handshakes behind.
+    # charge point) and on 29 November (five storms with it: 53–59 s to connect 10,000,
+    # p99 handshake 22–29 s, 6.7–7.7 ms per charge point, up to 326 timed out; two without
+    # it, alternated with the first two: 42 and 39 s, 1.7 and 0.7 s, 5.9 and 5.4 ms). The
+    # slow batch paces the storm; with a fast one the workers fell behind the connects.
     chargepoint = db.session.get(ChargePoint, cp_id)  # loaded with the batch
     if chargepoint is None:  # deleted while connected
         return None
