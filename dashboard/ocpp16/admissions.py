@@ -14,9 +14,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-from flask import Flask
-
 from dashboard.extensions import of_this_process
+from dashboard.ocpp16.gatherer import Gatherer
 from dashboard.services.chargepoints import admissions
 
 # The most identities one query reads.
@@ -35,53 +34,20 @@ class _Ask:
     error: Exception | None = None
 
 
-class AdmissionReader:
+class AdmissionReader(Gatherer):
     """Reads the admission rows of this process's handshakes, many in one query."""
 
-    def __init__(self, app: Flask):
-        self.app = app
-        self._queue: list[_Ask] = []
-        self._lock = threading.Lock()
-        self._wakeup = threading.Event()
-        self._thread: threading.Thread | None = None
+    limit = MAX_READ
+    timeout = READ_TIMEOUT
+    thread_name = "ocpp-admissions"
 
     def read(self, identity: str):
         """The admission row of charge point `identity` (see `admissions`), or None for an
         identity nobody registered; raises what reading it raised."""
-        ask = _Ask(identity)
-        with self._lock:
-            self._queue.append(ask)
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(
-                    target=self._run, name="ocpp-admissions", daemon=True
-                )
-                self._thread.start()
-        self._wakeup.set()
-        if not ask.done.wait(READ_TIMEOUT):
-            raise TimeoutError(f"the admission of {identity} was not read in time")
-        if ask.error is not None:
-            raise ask.error
-        return ask.row
+        late = f"the admission of {identity} was not read in time"
+        return self._submit(_Ask(identity), late).row
 
-    @property
-    def backlog(self) -> int:
-        """How many handshakes wait for a read."""
-        return len(self._queue)
-
-    def _run(self) -> None:
-        with self.app.app_context():
-            while True:
-                self._wakeup.wait()
-                with self._lock:
-                    asks = self._queue[:MAX_READ]
-                    del self._queue[:MAX_READ]
-                    if not self._queue:
-                        self._wakeup.clear()
-                if asks:
-                    self._read(asks)
-
-    @staticmethod
-    def _read(asks: list[_Ask]) -> None:
+    def _handle(self, asks: list[_Ask]) -> None:
         try:
             rows = admissions(ask.identity for ask in asks)
         except Exception as exc:  # every handshake of the read fails as its own read would

@@ -28,6 +28,7 @@ from dashboard.extensions import among, db, of_this_process
 from dashboard.metrics import INGEST_BATCH_SIZE, INGEST_COMMIT_SECONDS
 from dashboard.models import ChargePoint, Connector
 from dashboard.models.types import utcnow
+from dashboard.ocpp16.gatherer import Gatherer
 from dashboard.services.chargepoints import (
     is_registered,
     record_boot,
@@ -71,15 +72,12 @@ class _Item:
     result: object = None
 
 
-class StatusBatcher:
+class StatusBatcher(Gatherer):
     """Writes the StatusNotifications of every connection of this process in batches."""
 
-    def __init__(self, app: Flask):
-        self.app = app
-        self._queue: list[_Item] = []
-        self._lock = threading.Lock()
-        self._wakeup = threading.Event()
-        self._thread: threading.Thread | None = None
+    limit = MAX_BATCH
+    timeout = SUBMIT_TIMEOUT
+    thread_name = "ocpp-ingest"
 
     def submit(self, cp_id: int, kind: str = STATUS, **fields):
         """Record one message or event of charge point `cp_id`: a StatusNotification
@@ -89,35 +87,11 @@ class StatusBatcher:
         BootNotification (`payload`; returns (registration status, registered), or None
         for a charge point no longer there). Returns once committed, or raises what
         recording it raised."""
-        item = _Item(cp_id, fields, kind)
-        with self._lock:
-            self._queue.append(item)
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="ocpp-ingest", daemon=True)
-                self._thread.start()
-        self._wakeup.set()
-        if not item.done.wait(SUBMIT_TIMEOUT):
-            raise TimeoutError("the status was not stored in time")
-        if item.error is not None:
-            raise item.error
+        item = self._submit(_Item(cp_id, fields, kind), "the status was not stored in time")
         return item.result
 
-    @property
-    def backlog(self) -> int:
-        """How many messages wait for a batch."""
-        return len(self._queue)
-
-    def _run(self) -> None:
-        with self.app.app_context():
-            while True:
-                self._wakeup.wait()
-                with self._lock:
-                    batch = self._queue[:MAX_BATCH]
-                    del self._queue[:MAX_BATCH]
-                    if not self._queue:
-                        self._wakeup.clear()
-                if batch:
-                    self._write(batch)
+    def _handle(self, batch: list[_Item]) -> None:
+        self._write(batch)
 
     def _write(self, batch: list[_Item]) -> None:
         started = time.perf_counter()
