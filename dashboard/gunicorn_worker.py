@@ -24,6 +24,16 @@ from gunicorn.workers.ggevent import GeventWorker
 # valid HTTP response"). Idle kept-alive connections still close after `keepalive`.
 FIRST_REQUEST_TIMEOUT = 30.0
 
+# Connections a worker accepts each time its listener wakes it. gunicorn sets 1 when there
+# are several gevent workers (so that one does not take a whole burst), and a worker then
+# accepts one connection per turn of its loop: in a reconnect storm (333 connects a
+# second) the listen queue filled (4,096, `ss -ltn`), SYNs were dropped and retried after
+# 1, 3, 7 and 15 s: the storm's p99 handshake of 5-28 s. With a few at a time, a busy
+# worker, whose loop wakes later, still leaves most of a burst to the others. (Tried on
+# 28 November before FIRST_REQUEST_TIMEOUT existed: connections accepted in a burst then
+# waited past gunicorn's 5 s keepalive for their first read and were cut.)
+ACCEPTS_PER_WAKEUP = 32
+
 
 class ListenerKeepingServer(StreamServer):
     """gevent's StreamServer, whose `close` (a stopping worker's; gunicorn's own loop
@@ -49,6 +59,20 @@ class ListenerKeepingServer(StreamServer):
         self.stop_accepting()
 
 
+def kept_server(worker) -> type[StreamServer]:
+    """The server class of `worker`'s listeners: a ListenerKeepingServer whose instances,
+    once started, are kept in `worker.servers` (so that a stop can close them at once) and
+    accept up to ACCEPTS_PER_WAKEUP connections each time their listener wakes them."""
+
+    class KeptServer(ListenerKeepingServer):
+        def start(self):
+            self.max_accept = max(self.max_accept, ACCEPTS_PER_WAKEUP)
+            super().start()
+            worker.servers.append(self)
+
+    return KeptServer
+
+
 class PlugboardWorker(GeventWorker):
     """See the module's docstring."""
 
@@ -64,15 +88,9 @@ class PlugboardWorker(GeventWorker):
         thousands off before their handshake was answered."""
         from gunicorn.workers import ggevent
 
-        worker = self
         self.servers = []
-
-        class KeptServer(ListenerKeepingServer):
-            def start(self):
-                super().start()
-                worker.servers.append(self)
-
-        ggevent.StreamServer = KeptServer  # the name gunicorn's run makes its servers with
+        # the name gunicorn's run makes its servers with
+        ggevent.StreamServer = kept_server(self)
         super().run()
 
     def timeout_ctx(self):

@@ -386,3 +386,60 @@ def test_a_connection_may_take_longer_than_keepalive_for_its_first_request(gunic
         assert 3 < time.monotonic() - started < 10
     finally:
         connection.close()
+
+
+# A burst of connections waits in the listen queue before the worker's server starts; the
+# server, set to one accept per wake-up as gunicorn sets it for several workers, counts the
+# connections each wake-up (`_do_read`) accepted (`do_read`).
+_BURST = """
+import socket
+from types import SimpleNamespace
+from gevent import monkey
+monkey.patch_all()
+import gevent
+from dashboard.gunicorn_worker import ACCEPTS_PER_WAKEUP, kept_server
+
+listener = socket.socket()
+listener.bind(("127.0.0.1", 0))
+listener.listen(64)
+clients = [socket.create_connection(listener.getsockname()) for _ in range(20)]
+accepted, per_wakeup = [], []
+
+
+class Counting(kept_server(SimpleNamespace(servers=[]))):
+    def _do_read(self):
+        per_wakeup.append(0)
+        super()._do_read()
+
+    def do_read(self):
+        found = super().do_read()
+        if found is not None:
+            per_wakeup[-1] += 1
+        return found
+
+
+server = Counting(listener, lambda client, address: accepted.append(client))
+server.max_accept = 1  # gunicorn's, with several workers
+server.start()
+for _ in range(100):
+    if len(accepted) == len(clients):
+        break
+    gevent.sleep(0.01)
+print(ACCEPTS_PER_WAKEUP, len(accepted), max(per_wakeup), len(per_wakeup))
+"""
+
+
+def test_a_worker_accepts_a_burst_of_connections_per_wakeup():
+    """gunicorn makes each gevent worker of several accept one connection per turn of its
+    loop; a fleet reconnecting at once then filled the listen queue (SYNs dropped, retried
+    seconds later) while the workers fell behind. The worker's servers accept up to
+    ACCEPTS_PER_WAKEUP each time the listener wakes them."""
+    result = subprocess.run(
+        [sys.executable, "-c", _BURST], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    most, accepted, largest, wakeups = map(int, result.stdout.split())
+    assert most > 1
+    assert accepted == 20
+    assert largest == min(most, 20)  # a queued burst is taken in one wake-up
+    assert wakeups < 20
