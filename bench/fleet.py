@@ -8,7 +8,9 @@ connector); then the steady state of the fleet (`--steady` seconds: heartbeats e
 a status change per connector every 2 minutes, MeterValues every 30 s for a third of the
 charge points) while `--browsers` signed-in browser sockets of the fleet's company watch
 the connectors list and `--probes` more charge points send StatusNotifications whose
-fragments the browsers time (live latency, as bench/live_latency.py measures it); then
+fragments the browsers time (live latency, as bench/live_latency.py measures it; each
+browser's page shows the probes' rows and says so, as the page's script does, so the
+fleet's rows come as stubs); then
 StatusNotifications are offered in steps of rising rate; last, a deploy (`--deploy`
 seconds at `--deploy-rate`): 5 s in, gunicorn is reloaded (SIGHUP), its old workers close
 every charge point socket with 1012 and the charge points come back within 30 s each
@@ -212,8 +214,9 @@ def drive(
     return figures
 
 
-def add_observers(url: str, probes: int) -> None:
-    """A user of the fleet's company, who watches; `probes` more charge points of it."""
+def add_observers(url: str, probes: int) -> list[int]:
+    """A user of the fleet's company, who watches; `probes` more charge points of it,
+    whose ids are returned."""
     app = create_app({"SECRET_KEY": "bench", "SQLALCHEMY_DATABASE_URI": url})
     with app.app_context():
         company = db.session.scalar(select(Company).where(Company.name == "Load"))
@@ -226,17 +229,25 @@ def add_observers(url: str, probes: int) -> None:
             .values(registration_status="Accepted")
         )
         db.session.commit()
+        ids = db.session.scalars(
+            select(ChargePoint.id).where(ChargePoint.identity.like("PROBE-%"))
+        ).all()
         db.engine.dispose()
+        return ids
 
 
-async def observe(port: int, seconds: float, probes: int, browsers: int) -> dict:
+async def observe(port: int, seconds: float, probes: list[int], browsers: int) -> dict:
     """Browser sockets of the fleet's company watch the connectors list while each probe
-    charge point sends a StatusNotification a second carrying a unique `info`, which the
-    row fragment shows: the time from sent to fragment received, on every socket."""
+    charge point (`probes`: their ids) sends a StatusNotification a second carrying a
+    unique `info`, which the row fragment shows: the time from sent to fragment received,
+    on every socket. Each browser's page shows the probes' rows, and says so, as the
+    page's script does: the rows of the fleet's 10,000 charge points, on other pages,
+    come as stubs."""
     cookie = await asyncio.to_thread(login, port, OBSERVER)
     stop, ready, received, sent, acks = asyncio.Event(), [], [], {}, []
+    shown = [f"connector-{cp_id}-{number}" for cp_id in probes for number in (1, 2)]
     watching = [
-        asyncio.create_task(browser(port, cookie, 0, received, stop, ready))
+        asyncio.create_task(browser(port, cookie, 0, received, stop, ready, shown))
         for _ in range(browsers)
     ]
     for _ in range(100):
@@ -254,7 +265,7 @@ async def observe(port: int, seconds: float, probes: int, browsers: int) -> dict
         ) as ws:
             await ws.send(BOOT.format(n=n))
             await ws.recv()
-            start = time.monotonic() + n / probes  # spread over each second
+            start = time.monotonic() + n / len(probes)  # spread over each second
             step = 0
             while (due := start + step) < start + seconds - 2:
                 await asyncio.sleep(max(0.0, due - time.monotonic()))
@@ -279,7 +290,7 @@ async def observe(port: int, seconds: float, probes: int, browsers: int) -> dict
                     acks.append(token)
                 step += 1
 
-    await asyncio.gather(*(probe(n) for n in range(probes)))
+    await asyncio.gather(*(probe(n) for n in range(len(probes))))
     await asyncio.sleep(2)
     stop.set()
     await asyncio.gather(*watching)
@@ -391,7 +402,7 @@ def main() -> int:
     process = bare = None
     try:
         fill(url, args.count, connectors=2)  # a fleet reconnecting after a restart
-        add_observers(url, args.probes)
+        probes = add_observers(url, args.probes)
         process, port = serve(
             url,
             args.workers,
@@ -410,7 +421,7 @@ def main() -> int:
             args,
             steps,
             workers,
-            lambda seconds: asyncio.run(observe(port, seconds, args.probes, args.browsers)),
+            lambda seconds: asyncio.run(observe(port, seconds, probes, args.browsers)),
             (lambda: os.kill(process.pid, signal.SIGHUP)) if args.deploy else None,
         )
         process.terminate()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import http.cookiejar
+import json
 import logging
 import re
 import shutil
@@ -75,12 +76,13 @@ def login(port: int, email: str) -> str:
     return "; ".join(f"{c.name}={c.value}" for c in jar)
 
 
-async def browser(port, cookie, company, received, stop, ready):
+async def browser(port, cookie, company, received, stop, ready, shown=None):
     """One browser socket: records `(company, token, time)` the first time each token
     reaches it. A row rendered again later (a charge point's disconnection re-renders its
     connectors' rows, still showing the last `info`) is the same fragment shown again, not
     a later delivery: timed, each probe's last status counted 1.1 s in fleet.py's runs,
-    the whole of their live p99 and a part of their p95."""
+    the whole of their live p99 and a part of their p95. `shown`: the row ids its page
+    shows, told to the server as the page's script does (None: not told)."""
     origin = f"http://127.0.0.1:{port}"
     seen = set()
     async with connect(
@@ -89,6 +91,8 @@ async def browser(port, cookie, company, received, stop, ready):
         additional_headers={"Cookie": cookie, "Origin": origin},
         compression=None,
     ) as ws:
+        if shown is not None:
+            await ws.send(json.dumps({"shown": shown}))
         ready.append(1)
 
         async def read():

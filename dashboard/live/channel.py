@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from typing import NamedTuple
 
 from dashboard.live import events
 from dashboard.live.events import AUTH_CHANGED, BUS_RESUMED, STOPPING
@@ -17,6 +18,14 @@ from dashboard.metrics import BROWSER_SOCKETS
 MAX_PENDING = 500
 # What a page shows; the bus carries other events too.
 LIVE_TYPES = frozenset({"connector", "chargepoint", "incident"})
+
+
+class Shown(NamedTuple):
+    """The connector rows a browser says its page shows: (charge point id, connector id)
+    pairs, and the connector ids shown of each of their charge points."""
+
+    rows: frozenset
+    chargepoints: dict
 
 
 class LiveSocket:
@@ -45,6 +54,8 @@ class LiveSocket:
         self.overflowed = False
         self.recheck = False
         self.closing = False
+        # The rows the page shows, as the browser last said (None: it has not said).
+        self.shown: Shown | None = None
 
     @property
     def scope(self) -> int | None:

@@ -3,19 +3,21 @@ htmx out-of-band fragments rendered from the same partials as the pages."""
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import threading
 from collections import OrderedDict
 from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, render_template, request, url_for
+from flask import Blueprint, abort, get_template_attribute, render_template, request, url_for
 from flask_login import current_user
 from simple_websocket import ConnectionClosed
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from dashboard.extensions import among, db, reads_only, sock
-from dashboard.live.channel import LiveSocket, hub
+from dashboard.live.channel import LiveSocket, Shown, hub
 from dashboard.models import ChargePoint, Connector, Role, User
 from dashboard.services import chargepoints as chargepoint_service
 from dashboard.services import incidents as incident_service
@@ -46,11 +48,14 @@ def _may_see(scope: int | None, chargepoint: ChargePoint) -> bool:
     return scope is None or chargepoint.company_id == scope
 
 
-def _fragments(socket_view: str, scope: int | None, event: dict) -> str:
+def _fragments(
+    socket_view: str, scope: int | None, event: dict, whole: bool | frozenset = True
+) -> str:
     """The out-of-band fragments that bring a page of `socket_view` up to date, for a user
     who sees the charge points of company `scope` (None: every company). What is rendered
     is checked against what that user may see *now*: a row of a charge point that has
-    left the user's company is removed, never rendered."""
+    left the user's company is removed, never rendered. `whole`: which connector rows are
+    rendered whole, the others as stubs (`_connector_rows`)."""
     cp_id = event["cp_id"]
     if event["type"] == "incident":
         return _incident_fragments(socket_view, scope, event)
@@ -79,7 +84,7 @@ def _fragments(socket_view: str, scope: int | None, event: dict) -> str:
             return ""
         if not _may_see(scope, connector.chargepoint):
             return delete
-        return _connector_rows(socket_view, [connector])
+        return _connector_rows(socket_view, [connector], whole)
     reads_only()
     cp = db.session.get(ChargePoint, cp_id)
     if cp is None or not _may_see(scope, cp):
@@ -106,6 +111,7 @@ def _fragments(socket_view: str, scope: int | None, event: dict) -> str:
                 .where(Connector.connector_cp_id == cp.id)
                 .options(*_ROW_LOADING[scope is None])
             ).all(),
+            whole,
         )
     if socket_view == "chargepoint":
         state = chargepoint_service.connection_state(cp)
@@ -146,7 +152,14 @@ _ROW_LOADING = {
 }
 
 
-def _connector_rows(socket_view: str, connectors) -> str:
+def _connector_rows(socket_view: str, connectors, whole: bool | frozenset = True) -> str:
+    """The rows of `connectors` for a page of `socket_view`: whole if `whole` is True or
+    holds their connector id; else stubs, the rows' opening tags alone (what the list's
+    filters look at: a browser keeps a notice of the rows that came to match its filters,
+    or stopped matching, and swaps none of them in), for rows the browser does not show:
+    with the read, about half a whole row's cost (371–401 µs an event against 638–686 µs,
+    loops of 40 on PostgreSQL)."""
+    tag = get_template_attribute("pages/_macros.html", "connector_row_tag")
     return "".join(
         render_template(
             "pages/_connector_row.html",
@@ -154,6 +167,8 @@ def _connector_rows(socket_view: str, connectors) -> str:
             oob=True,
             show_chargepoint=socket_view == "connectors",
         )
+        if whole is True or (whole is not False and connector.connector_id in whole)
+        else str(tag(connector, True, True))
         for connector in connectors
     )
 
@@ -215,25 +230,86 @@ class _RenderCache:
 _rendered = _RenderCache()
 
 
-def fragments_for(view: str, scope: int | None, rights: tuple, events: list[dict]) -> list[str]:
+def fragments_for(
+    view: str, scope: int | None, rights: tuple, events: list[dict], shown: Shown | None = None
+) -> list[str]:
     """`_fragments` of each event, rendered once per event for every socket that would
-    render it alike: the same view, the same company `scope`, and the same `rights` (what
-    the row's controls depend on). What this socket renders itself is read from the
-    database in one query for all (`_prefetch`), and the session is given back after."""
+    render it alike: the same view, the same company `scope`, the same `rights` (what
+    the row's controls depend on), and whether the browser shows the rows (`shown`, what
+    the browser said it shows; None: everything is rendered whole). What this socket
+    renders itself is read from the database in one query for all (`_prefetch`), and the
+    session is given back after."""
+    whole = [_shows(view, shown, event) for event in events]
 
     def render_many(indexes: list[int]) -> list[str]:
         try:
             chosen = [events[index] for index in indexes]
             loaded = _prefetch(chosen, scope) if view in ROW_VIEWS else []
-            htmls = [_fragments(view, scope, event) for event in chosen]
+            htmls = [_fragments(view, scope, events[index], whole[index]) for index in indexes]
             del loaded
             return htmls
         finally:
             db.session.rollback()  # read-only: release the connection at once
 
     return _rendered.get_many(
-        [(event["event_id"], view, scope, *rights) for event in events], render_many
+        [
+            (event["event_id"], view, scope, *rights, shows)
+            for event, shows in zip(events, whole, strict=True)
+        ],
+        render_many,
     )
+
+
+def _shows(view: str, shown: Shown | None, event: dict) -> bool | frozenset:
+    """Which rows `event` changes on a page of `view` the browser shows, to be rendered
+    whole: on the connectors list, a connector's row if it said it shows it, and of a
+    charge point's connectors those it said it shows (their connector ids); on any other
+    page, or before it said, every row (True)."""
+    if shown is None or view != "connectors":
+        return True
+    if event["type"] == "connector":
+        return (event["cp_id"], event.get("connector_id")) in shown.rows
+    if event["type"] == "chargepoint":
+        return shown.chargepoints.get(event["cp_id"], False)
+    return True
+
+
+# The most rows a browser may say it shows (a page of the list has 50).
+MAX_SHOWN = 1000
+_ROW_ID = re.compile(r"connector-([0-9]{1,18})-([0-9]{1,18})")
+
+
+def shown_rows(message: str) -> Shown:
+    """What a browser's message `{"shown": ["connector-<cp>-<n>", ...]}` says it shows;
+    ValueError, with the reason, for anything else."""
+    try:
+        ids = json.loads(message)["shown"]
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ValueError('expected {"shown": [row ids]}') from exc
+    if not isinstance(ids, list) or len(ids) > MAX_SHOWN:
+        raise ValueError(f'"shown" must be a list of at most {MAX_SHOWN} row ids')
+    rows = set()
+    for row_id in ids:
+        found = _ROW_ID.fullmatch(row_id) if isinstance(row_id, str) else None
+        if found is None:
+            raise ValueError(f"not a connector row id: {str(row_id)[:60]!r}")
+        rows.add((int(found[1]), int(found[2])))
+    by_chargepoint: dict[int, set] = {}
+    for cp_id, connector_id in rows:
+        by_chargepoint.setdefault(cp_id, set()).add(connector_id)
+    return Shown(frozenset(rows), {cp_id: frozenset(ids) for cp_id, ids in by_chargepoint.items()})
+
+
+def _read_browser(ws, socket: LiveSocket, user_id: int) -> None:
+    """Take what the browser sent (what it shows, after each change of its page); raises
+    ConnectionClosed once it has gone. A message that makes no sense is logged, and the
+    socket goes back to rendering every row whole."""
+    while (message := ws.receive(timeout=0)) is not None:
+        try:
+            socket.shown = shown_rows(message)
+        except ValueError as exc:
+            log.warning("live socket of user %s: message ignored (%s)", user_id, exc)
+            socket.shown = None
 
 
 # The views whose fragment for a connector event is the connector's row.
@@ -313,7 +389,7 @@ def live(ws):
     try:
         while True:
             if not socket.ready.wait(KEEPALIVE):
-                ws.receive(timeout=0)  # raises ConnectionClosed once the browser has gone
+                _read_browser(ws, socket, user.id)  # raises ConnectionClosed once gone
                 socket.recheck = True  # and, should an announcement have been missed
             if socket.closing:  # the process is stopping: the browser comes back elsewhere
                 ws.close(reason=SERVICE_RESTART, message="service restart")
@@ -329,11 +405,12 @@ def live(ws):
                     log.info("live socket of user %s closed: the account changed", user.id)
                     ws.close(reason=ACCOUNT_CHANGED, message="account changed")
                     return
+            _read_browser(ws, socket, user.id)
             pending, overflowed = socket.take()
             if overflowed:
                 ws.send(RESYNC)
                 continue
-            parts = fragments_for(view, socket.scope, rights, pending)
+            parts = fragments_for(view, socket.scope, rights, pending, socket.shown)
             html = "".join(part for part in parts if part)
             if html:
                 ws.send(html)

@@ -4,6 +4,23 @@
 (function () {
   "use strict";
   var opened = false;
+  var socket = null;
+  var reported = null;
+
+  // The connector rows the list shows, told to the server whenever they change (a page,
+  // a sort, a filter): the rows it does not show come as stubs (their filter attributes
+  // only), which are all the notice below needs.
+  function report() {
+    if (!socket || !document.getElementById("connector-table")) { return; }
+    var ids = Array.prototype.map.call(
+      document.querySelectorAll('tr[data-search][id^="connector-"]'),
+      function (row) { return row.id; });
+    var message = JSON.stringify({ shown: ids });
+    if (message !== reported) {
+      reported = message;
+      socket.send(message);
+    }
+  }
 
   // Each part is cut from the whole page (HX-Boosted asks the server for the page, not
   // its main fragment), so that a page may mark several parts.
@@ -62,20 +79,27 @@
   function forget() { arrived = {}; left = {}; notify(); }
 
   // The live channel's messages, before htmx swaps them: a row on screen is updated in
-  // place (and marked when it no longer matches the filters); a row not on screen that
-  // now matches is counted in the notice; the rest (rows of other pages or filters, or
-  // targets this page does not show) is dropped, so that no swap looks for what is not
-  // there.
+  // place (and marked when it no longer matches the filters); a row not on screen (or its
+  // stub) that now matches is counted in the notice; the rest (rows of other pages or
+  // filters, or targets this page does not show) is dropped, so that no swap looks for
+  // what is not there.
   htmx.defineExtension("live-filter", {
     transformResponse: function (text) {
       var template = document.createElement("template");
       template.innerHTML = text;
       var kept = [];
+      var stale = false;
       Array.prototype.forEach.call(template.content.children, function (element) {
         var existing = element.id && document.getElementById(element.id);
         var isRow = element.tagName === "TR" && element.hasAttribute("data-search");
         if (!isRow) {
           if (existing) { kept.push(element.outerHTML); }
+          return;
+        }
+        if (existing && element.hasAttribute("data-stub")) {
+          // A stub (filter attributes only, for a row not shown) for a row on screen: the
+          // server did not know yet that it is shown; the list is fetched again.
+          stale = true;
           return;
         }
         if (matches(element)) {
@@ -91,6 +115,11 @@
         }
       });
       notify();
+      if (stale) {
+        reported = null;
+        report();
+        refresh();
+      }
       return kept.join("");
     }
   });
@@ -105,7 +134,11 @@
     if (event.detail.target && event.detail.target.hasAttribute("data-live-refresh")) { forget(); }
   });
 
-  document.body.addEventListener("htmx:wsOpen", function () {
+  document.body.addEventListener("htmx:afterSettle", report);
+  document.body.addEventListener("htmx:wsOpen", function (event) {
+    socket = event.detail.socketWrapper;
+    reported = null;
+    report();
     if (opened) { refresh(); }
     opened = true;
   });

@@ -4,6 +4,7 @@ an open page, without a reload."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import threading
@@ -219,9 +220,23 @@ def test_a_filtered_list_stays_true_to_its_filter_without_console_errors(
     problems = []
     page.on("console", lambda message: message.type == "error" and problems.append(message.text))
     page.on("pageerror", lambda error: problems.append(str(error)))
+    sent, received = [], []
+
+    def watch(ws):
+        if "/live/ws" in ws.url:
+            ws.on("framesent", lambda payload: sent.append(payload))
+            ws.on("framereceived", lambda payload: received.append(payload))
+
+    page.on("websocket", watch)
     with page.expect_websocket(lambda ws: "/live/ws" in ws.url):
         page.goto(f"{site}/connectors?status=Available")
     first, second = (page.locator(f"#connector-{world.cp_a}-{n}") for n in (1, 2))
+    # The page tells the server the rows it shows; the others come as stubs.
+    for _ in range(50):
+        if sent:
+            break
+        page.wait_for_timeout(100)
+    assert json.loads(sent[0]) == {"shown": [f"connector-{world.cp_a}-1"]}
     expect(first).to_be_visible()
     expect(second).to_have_count(0)
     with ConnectedChargePoint(f"ws://127.0.0.1:{live_port}/ocpp", "CP-A") as charge_point:
@@ -233,6 +248,9 @@ def test_a_filtered_list_stays_true_to_its_filter_without_console_errors(
         expect(notice).to_contain_text("1 new matching, 1 no longer matching")
         expect(first).to_have_class(re.compile("no-longer-matching"))
         expect(second).to_have_count(0)
+        third = re.compile(rf'<tr id="connector-{world.cp_a}-3"[^>]*>(</tr>)?')
+        stubs = [tag for frame in received for tag in third.finditer(frame)]
+        assert stubs and all("data-stub" in tag[0] and tag[1] for tag in stubs)
         notice.get_by_role("button", name="Show").click()
         expect(second).to_be_visible()
         expect(first).to_have_count(0)

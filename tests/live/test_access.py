@@ -185,3 +185,46 @@ def test_signing_out_closes_the_live_sockets_of_every_device(live_port, world):
         live_port, phone.cookie, lambda: laptop.post_form("/logout", {}, page="/")
     )
     assert (code, again) == (ACCOUNT_CHANGED, 401)
+
+
+def test_a_list_gets_whole_rows_only_for_what_the_browser_says_it_shows(live_port, world):
+    """The browser tells its live socket which rows its list shows; the others come as
+    stubs (the filter attributes its notice needs), and a message that makes no sense
+    puts the socket back to whole rows for everything."""
+    cookie = SignedIn(live_port, "a@example.com").cookie
+
+    def rows(frames: list, number: int) -> list[str]:
+        found = re.findall(
+            rf'<tr id="connector-{world.cp_a}-{number}".*?</tr>', "".join(frames), re.S
+        )
+        assert found, frames
+        return found
+
+    async def scenario():
+        async with (
+            live_socket(live_port, cookie, view="connectors") as browser,
+            open_socket(f"ws://127.0.0.1:{live_port}/ocpp", "CP-A") as ws,
+        ):
+            await browser.send(json.dumps({"shown": [f"connector-{world.cp_a}-1"]}))
+            await asyncio.sleep(0.3)
+            charge_point = Session(ws, "CP-A")
+            await charge_point.boot()
+            await charge_point.status(1, "Charging")
+            await charge_point.status(2, "Faulted", error_code="GroundFailure")
+            told = []
+            await collect(browser, told, 1.5)
+            await browser.send("not what the page sends")
+            await asyncio.sleep(0.3)
+            await charge_point.status(2, "Available")
+            untold = []
+            await collect(browser, untold, 1.5)
+            await charge_point.stop()
+        return told, untold
+
+    told, untold = asyncio.run(asyncio.wait_for(scenario(), 30))
+    shown, hidden = rows(told, 1)[-1], rows(told, 2)[-1]
+    assert "<td" in shown and "Charging" in shown and "data-stub" not in shown
+    assert "data-stub" in hidden and "<td" not in hidden
+    assert 'data-status="Faulted"' in hidden and 'data-error-code="GroundFailure"' in hidden
+    again = rows(untold, 2)[-1]
+    assert "<td" in again and "Available" in again and "data-stub" not in again

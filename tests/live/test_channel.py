@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import http.cookiejar
+import json
 import re
 import urllib.request
 
@@ -220,10 +221,10 @@ def test_a_failed_render_is_tried_again_and_the_cache_stays_bounded():
     assert len(cache._items) == 3
 
 
-def _rendered(app, user_id: int, events_: list[dict]) -> tuple[list[str], list[str]]:
-    """What the connectors list's live socket of user `user_id` renders for `events_`, and
-    the SQL statements it ran: the user loaded and then kept out of the session, as the
-    socket does."""
+def _rendered(app, user_id: int, events_: list[dict], shown=None) -> tuple[list[str], list[str]]:
+    """What the connectors list's live socket of user `user_id` renders for `events_` (the
+    browser showing `shown`), and the SQL statements it ran: the user loaded and then kept
+    out of the session, as the socket does."""
     from flask_login import login_user
 
     from dashboard.extensions import db
@@ -240,7 +241,7 @@ def _rendered(app, user_id: int, events_: list[dict]) -> tuple[list[str], list[s
         db.session.rollback()
         login_user(user)
         with recorded_statements(app) as statements:
-            html = fragments_for("connectors", scope, rights, events_)
+            html = fragments_for("connectors", scope, rights, events_, shown)
         return html, statements
 
 
@@ -282,3 +283,75 @@ def test_live_rows_show_the_company_to_a_superadmin_only_and_cost_one_read_a_bat
     html, statements = _rendered(app, world.user_a, batch((world.cp_a, world.company_a, 2)))
     assert f'id="connector-{world.cp_a}-2"' in html[0]
     assert len(statements) == 1, statements
+
+
+def test_what_a_browser_says_it_shows_is_read_strictly():
+    from dashboard.live.views import MAX_SHOWN, shown_rows
+
+    shown = shown_rows('{"shown": ["connector-12-1", "connector-12-2", "connector-7-1"]}')
+    assert shown.rows == {(12, 1), (12, 2), (7, 1)}
+    assert shown.chargepoints == {12: {1, 2}, 7: {1}}
+    assert shown_rows('{"shown": []}').rows == frozenset()
+    too_many = json.dumps({"shown": ["connector-1-1"] * (MAX_SHOWN + 1)})
+    for message, reason in (
+        ("not json", "expected"),
+        ("[1, 2]", "expected"),
+        ('{"rows": []}', "expected"),
+        ('{"shown": "connector-1-1"}', "list"),
+        (too_many, "at most"),
+        ('{"shown": ["chargepoint-1"]}', "not a connector row id"),
+        ('{"shown": [12]}', "not a connector row id"),
+        ('{"shown": ["connector-1-1 "]}', "not a connector row id"),
+    ):
+        with pytest.raises(ValueError, match=reason):
+            shown_rows(message)
+
+
+def test_rows_a_browser_does_not_show_are_sent_as_stubs(app, world):
+    """Once the browser has said which rows its list shows, the others come as their
+    opening tags alone (what its filters look at), a charge point's connection change
+    too; shown rows, and every row for a browser that has not said, are whole."""
+    import uuid
+
+    from dashboard.extensions import db
+    from dashboard.live.channel import Shown
+    from dashboard.services.connectors import create_connector
+    from dashboard.services.permissions import SYSTEM
+
+    with app.app_context():
+        for number in (1, 2):
+            create_connector(SYSTEM, connector_id=number, connector_cp_id=world.cp_a, source="test")
+        db.session.commit()
+
+    def batch():
+        connectors = [
+            {**event(world.cp_a, world.company_a, number), "event_id": uuid.uuid4().hex}
+            for number in (1, 2)
+        ]
+        connected = {
+            "type": "chargepoint",
+            "action": "connected",
+            "cp_id": world.cp_a,
+            "company_id": world.company_a,
+            "event_id": uuid.uuid4().hex,
+        }
+        return [*connectors, connected]
+
+    shown = Shown(frozenset({(world.cp_a, 1)}), {world.cp_a: frozenset({1})})
+    one, two, connected = _rendered(app, world.user_a, batch(), shown)[0]
+    assert f'id="connector-{world.cp_a}-1"' in one and "<td" in one and "data-stub" not in one
+    assert f'id="connector-{world.cp_a}-2"' in two and "data-stub" in two and "<td" not in two
+    assert 'data-status="Available"' in two and 'data-search="cp-a a one"' in two
+    assert 'hx-swap-oob="true"' in two
+    # its connection changed: the row shown comes whole, the other as a stub
+    assert connected.count("data-stub") == 1 and connected.count("<td") > 0
+    assert re.search(rf'id="connector-{world.cp_a}-2"[^>]*data-stub></tr>', connected)
+
+    hidden = Shown(frozenset({(world.cp_b, 1)}), {world.cp_b: frozenset({1})})
+    one, two, connected = _rendered(app, world.user_a, batch(), hidden)[0]
+    for html in (one, two, connected):
+        assert "data-stub" in html and "<td" not in html
+    assert connected.count("data-stub") == 2
+
+    for html in _rendered(app, world.user_a, batch(), None)[0]:
+        assert "<td" in html and "data-stub" not in html
