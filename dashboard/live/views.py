@@ -84,7 +84,8 @@ def _fragments(
             return ""
         if not _may_see(scope, connector.chargepoint):
             return delete
-        return _connector_rows(socket_view, [connector], whole)
+        was = (event["was_status"], event["was_error_code"]) if "was_status" in event else None
+        return _connector_rows(socket_view, [connector], whole, was)
     reads_only()
     cp = db.session.get(ChargePoint, cp_id)
     if cp is None or not _may_see(scope, cp):
@@ -152,13 +153,15 @@ _ROW_LOADING = {
 }
 
 
-def _connector_rows(socket_view: str, connectors, whole: bool | frozenset = True) -> str:
+def _connector_rows(
+    socket_view: str, connectors, whole: bool | frozenset = True, was: tuple | None = None
+) -> str:
     """The rows of `connectors` for a page of `socket_view`: whole if `whole` is True or
     holds their connector id; else stubs, the rows' opening tags alone (what the list's
     filters look at: a browser keeps a notice of the rows that came to match its filters,
     or stopped matching, and swaps none of them in), for rows the browser does not show:
     with the read, about half a whole row's cost (371–401 µs an event against 638–686 µs,
-    loops of 40 on PostgreSQL)."""
+    loops of 40 on PostgreSQL). `was`: see `connector_row_tag`."""
     tag = get_template_attribute("pages/_macros.html", "connector_row_tag")
     return "".join(
         render_template(
@@ -166,9 +169,10 @@ def _connector_rows(socket_view: str, connectors, whole: bool | frozenset = True
             connector=connector,
             oob=True,
             show_chargepoint=socket_view == "connectors",
+            was=was,
         )
         if whole is True or (whole is not False and connector.connector_id in whole)
-        else str(tag(connector, True, True))
+        else str(tag(connector, True, True, was))
         for connector in connectors
     )
 

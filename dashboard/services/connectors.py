@@ -332,6 +332,7 @@ def apply_status(
     if stale:
         return row
     incidents.on_status(connector, previous, status, error_code, source, row.event_time)
+    was = ("", "") if is_new else (previous, connector.connector_error_code)
     connector.connector_status = status
     connector.connector_error_code = error_code
     connector.info = info
@@ -342,7 +343,7 @@ def apply_status(
         connector.connector_created = now
     if source == "ocpp":
         connector.status_timestamp = event_time or now
-    announce(connector, "created" if is_new else "updated")
+    announce(connector, "created" if is_new else "updated", was)
     return row
 
 
@@ -465,21 +466,23 @@ def connector_data(connector: Connector, status: str, error_code: str) -> dict:
     }
 
 
-def announce(connector: Connector, action: str) -> None:
+def announce(connector: Connector, action: str, was: tuple[str, str] | None = None) -> None:
     """Tell the live pages (after the commit) that `connector` was created, updated or
-    deleted."""
-    publish_after_commit(
-        db.session,
-        {
-            "type": "connector",
-            "action": action,
-            "cp_id": connector.connector_cp_id,
-            "connector_id": connector.connector_id,
-            "company_id": connector.chargepoint.company_id,
-            "status": connector.connector_status,
-            "error_code": connector.connector_error_code,
-        },
-    )
+    deleted; `was`: its status and error code before a status event ("" for a connector
+    it created), so that a list can tell a row that came to match its filters from one
+    that matched already."""
+    event = {
+        "type": "connector",
+        "action": action,
+        "cp_id": connector.connector_cp_id,
+        "connector_id": connector.connector_id,
+        "company_id": connector.chargepoint.company_id,
+        "status": connector.connector_status,
+        "error_code": connector.connector_error_code,
+    }
+    if was is not None:
+        event["was_status"], event["was_error_code"] = was
+    publish_after_commit(db.session, event)
 
 
 def record_ocpp_status(

@@ -59,6 +59,19 @@
     return !text || (row.dataset.search || "").indexOf(text) >= 0;
   }
 
+  // Whether a row not on screen that matches now did not before its status event (the
+  // server sends what it was as data-was-*, empty for a connector the event created): a
+  // row that matched already is on another page of the list, not new to it; without
+  // data-was-* (a connection change, an edit), nothing the filters look at changed.
+  function cameToMatch(row) {
+    if (!row.hasAttribute("data-was-status")) { return false; }
+    if (row.dataset.wasStatus === "") { return true; }
+    var before = row.cloneNode(false);
+    before.dataset.status = row.dataset.wasStatus;
+    before.dataset.errorCode = row.dataset.wasErrorCode;
+    return !matches(before);
+  }
+
   // Changes the list on screen cannot show in place: rows that came to match its
   // filters (not on this page yet) and rows that stopped matching (marked, until shown).
   var arrived = {};
@@ -104,7 +117,11 @@
         }
         if (matches(element)) {
           delete left[element.id];
-          if (existing) { kept.push(element.outerHTML); } else { arrived[element.id] = true; }
+          if (existing) {
+            kept.push(element.outerHTML);
+          } else if (cameToMatch(element)) {
+            arrived[element.id] = true;
+          }
         } else if (existing) {
           left[element.id] = true;
           element.classList.add("no-longer-matching");

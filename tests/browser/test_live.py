@@ -260,6 +260,51 @@ def test_a_filtered_list_stays_true_to_its_filter_without_console_errors(
     assert problems == []
 
 
+def test_rows_on_other_pages_are_not_new_to_the_list(app, page_as, site, live_port, world):
+    """On a list of several pages, a change of a row on another page that matched already
+    is not "new matching" (it was on the list all along); a connector the charge point
+    reports for the first time is."""
+    with app.app_context():
+        for cp_id in (world.cp_a, world.cp_b):  # 60 rows: two pages of 50
+            for number in range(1, 31):
+                create_connector(SYSTEM, connector_id=number, connector_cp_id=cp_id, source="api")
+        db.session.commit()
+    page = page_as("admin@example.com")
+    received = []
+    page.on(
+        "websocket",
+        lambda ws: ws.on("framereceived", lambda payload: received.append(payload)),
+    )
+    with page.expect_websocket(lambda ws: "/live/ws" in ws.url):
+        page.goto(f"{site}/connectors")
+    expect(page.locator("#connector-table")).to_contain_text("Page 1 of 2")
+    on_page = set(page.eval_on_selector_all("tr[data-search]", "rows => rows.map(r => r.id)"))
+    elsewhere = [
+        (identity, number)
+        for identity, cp_id in (("CP-A", world.cp_a), ("CP-B", world.cp_b))
+        for number in range(1, 31)
+        if f"connector-{cp_id}-{number}" not in on_page
+    ]
+    assert len(elsewhere) == 10
+    identity = elsewhere[0][0]
+    numbers = [number for name, number in elsewhere if name == identity][:3]
+    notice = page.locator("#connector-table .live-notice")
+    with ConnectedChargePoint(f"ws://127.0.0.1:{live_port}/ocpp", identity) as charge_point:
+        for number in numbers:  # on page 2, and on the list before as after
+            charge_point.status(number, "Charging")
+        cp_id = world.cp_a if identity == "CP-A" else world.cp_b
+        last = f"connector-{cp_id}-{numbers[-1]}"
+        for _ in range(50):  # the fragments arrive before looking
+            if any(last in frame for frame in received):
+                break
+            page.wait_for_timeout(100)
+        assert any(last in frame for frame in received)
+        page.wait_for_timeout(300)  # and are handled by the page
+        expect(notice).to_be_hidden()
+        charge_point.status(31, "Available")  # a connector new to the list
+        expect(notice).to_contain_text("1 new matching")
+
+
 def test_the_connector_page_is_live(app, page_as, site, live_port, world):
     with app.app_context():
         create_connector(SYSTEM, connector_id=1, connector_cp_id=world.cp_a, source="api")

@@ -355,3 +355,44 @@ def test_rows_a_browser_does_not_show_are_sent_as_stubs(app, world):
 
     for html in _rendered(app, world.user_a, batch(), None)[0]:
         assert "<td" in html and "data-stub" not in html
+
+
+def test_a_status_event_says_what_the_connector_was_and_its_rows_carry_it(app, world):
+    """A list tells a row that came to match its filters from one that matched already
+    (and is on another page) by what the connector was before the status event."""
+    import uuid
+
+    from dashboard.extensions import db
+    from dashboard.live.channel import Shown
+    from dashboard.models import Connector
+    from dashboard.services.connectors import apply_status, create_connector
+    from dashboard.services.permissions import SYSTEM
+
+    heard = []
+    unsubscribe = events.subscribe(heard.append)
+    try:
+        with app.app_context():
+            create_connector(
+                SYSTEM,
+                connector_id=1,
+                connector_cp_id=world.cp_a,
+                connector_status="Charging",
+                source="api",
+            )
+            db.session.commit()
+            heard.clear()
+            connector = db.session.get(Connector, (1, world.cp_a))
+            apply_status(connector, status="Faulted", error_code="GroundFailure", source="ocpp")
+            db.session.commit()
+    finally:
+        unsubscribe()
+    (changed,) = [e for e in heard if e["type"] == "connector"]
+    assert (changed["was_status"], changed["was_error_code"]) == ("Charging", "NoError")
+    assert (changed["status"], changed["error_code"]) == ("Faulted", "GroundFailure")
+
+    hidden = Shown(frozenset(), {})
+    for shown in (hidden, None):  # as a stub and as a whole row
+        batch = [{**changed, "event_id": uuid.uuid4().hex}]
+        (html,) = _rendered(app, world.user_a, batch, shown)[0]
+        assert 'data-was-status="Charging" data-was-error-code="NoError"' in html
+        assert 'data-status="Faulted"' in html
