@@ -240,9 +240,9 @@ async def observe(port: int, seconds: float, probes: list[int], browsers: int) -
     """Browser sockets of the fleet's company watch the connectors list while each probe
     charge point (`probes`: their ids) sends a StatusNotification a second carrying a
     unique `info`, which the row fragment shows: the time from sent to fragment received,
-    on every socket. Each browser's page shows the probes' rows, and says so, as the
-    page's script does: the rows of the fleet's 10,000 charge points, on other pages,
-    come as stubs."""
+    on every socket. Each browser's page shows the probes' rows of the unfiltered list,
+    and says so, as the page's script does: the rows of the fleet's 10,000 charge points,
+    on other pages, come only as the stubs of new connectors (none here)."""
     cookie = await asyncio.to_thread(login, port, OBSERVER)
     stop, ready, received, sent, acks = asyncio.Event(), [], [], {}, []
     shown = [f"connector-{cp_id}-{number}" for cp_id in probes for number in (1, 2)]

@@ -82,7 +82,8 @@ async def browser(port, cookie, company, received, stop, ready, shown=None):
     connectors' rows, still showing the last `info`) is the same fragment shown again, not
     a later delivery: timed, each probe's last status counted 1.1 s in fleet.py's runs,
     the whole of their live p99 and a part of their p95. `shown`: the row ids its page
-    shows, told to the server as the page's script does (None: not told)."""
+    shows, told to the server as the page's script does, with the list's filters (none:
+    the whole list) (None: not told)."""
     origin = f"http://127.0.0.1:{port}"
     seen = set()
     async with connect(
@@ -92,7 +93,7 @@ async def browser(port, cookie, company, received, stop, ready, shown=None):
         compression=None,
     ) as ws:
         if shown is not None:
-            await ws.send(json.dumps({"shown": shown}))
+            await ws.send(json.dumps({"shown": shown, "filters": {}}))
         ready.append(1)
 
         async def read():

@@ -22,10 +22,12 @@ LIVE_TYPES = frozenset({"connector", "chargepoint", "incident"})
 
 class Shown(NamedTuple):
     """The connector rows a browser says its page shows: (charge point id, connector id)
-    pairs, and the connector ids shown of each of their charge points."""
+    pairs, and the connector ids shown of each of their charge points; and the filters of
+    its list (name: value, only those set), or None when it did not say."""
 
     rows: frozenset
     chargepoints: dict
+    filters: dict | None = None
 
 
 class LiveSocket:

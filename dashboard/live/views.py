@@ -49,13 +49,17 @@ def _may_see(scope: int | None, chargepoint: ChargePoint) -> bool:
 
 
 def _fragments(
-    socket_view: str, scope: int | None, event: dict, whole: bool | frozenset = True
+    socket_view: str,
+    scope: int | None,
+    event: dict,
+    whole: bool | frozenset = True,
+    stubs: bool = True,
 ) -> str:
     """The out-of-band fragments that bring a page of `socket_view` up to date, for a user
     who sees the charge points of company `scope` (None: every company). What is rendered
     is checked against what that user may see *now*: a row of a charge point that has
-    left the user's company is removed, never rendered. `whole`: which connector rows are
-    rendered whole, the others as stubs (`_connector_rows`)."""
+    left the user's company is removed, never rendered. `whole`, `stubs`: which connector
+    rows are rendered whole, and whether the others come as stubs (`_connector_rows`)."""
     cp_id = event["cp_id"]
     if event["type"] == "incident":
         return _incident_fragments(socket_view, scope, event)
@@ -85,7 +89,7 @@ def _fragments(
         if not _may_see(scope, connector.chargepoint):
             return delete
         was = (event["was_status"], event["was_error_code"]) if "was_status" in event else None
-        return _connector_rows(socket_view, [connector], whole, was)
+        return _connector_rows(socket_view, [connector], whole, was, stubs)
     reads_only()
     cp = db.session.get(ChargePoint, cp_id)
     if cp is None or not _may_see(scope, cp):
@@ -113,6 +117,7 @@ def _fragments(
                 .options(*_ROW_LOADING[scope is None])
             ).all(),
             whole,
+            stubs=stubs,
         )
     if socket_view == "chargepoint":
         state = chargepoint_service.connection_state(cp)
@@ -154,14 +159,19 @@ _ROW_LOADING = {
 
 
 def _connector_rows(
-    socket_view: str, connectors, whole: bool | frozenset = True, was: tuple | None = None
+    socket_view: str,
+    connectors,
+    whole: bool | frozenset = True,
+    was: tuple | None = None,
+    stubs: bool = True,
 ) -> str:
     """The rows of `connectors` for a page of `socket_view`: whole if `whole` is True or
-    holds their connector id; else stubs, the rows' opening tags alone (what the list's
-    filters look at: a browser keeps a notice of the rows that came to match its filters,
-    or stopped matching, and swaps none of them in), for rows the browser does not show:
-    with the read, about half a whole row's cost (371–401 µs an event against 638–686 µs,
-    loops of 40 on PostgreSQL). `was`: see `connector_row_tag`."""
+    holds their connector id; else, if `stubs`, stubs, the rows' opening tags alone (what
+    the list's filters look at: a browser keeps a notice of the rows that came to match
+    its filters, or stopped matching, and swaps none of them in), for rows the browser
+    does not show: with the read, about half a whole row's cost (371–401 µs an event
+    against 638–686 µs, loops of 40 on PostgreSQL); else nothing. `was`: see
+    `connector_row_tag`."""
     return "".join(
         render_template(
             "pages/_connector_row.html",
@@ -170,8 +180,10 @@ def _connector_rows(
             show_chargepoint=socket_view == "connectors",
             was=was,
         )
-        if whole is True or (whole is not False and connector.connector_id in whole)
+        if whole is True or connector.connector_id in whole
         else str(_row_tag()(connector, True, True, was))
+        if stubs
+        else ""
         for connector in connectors
     )
 
@@ -246,40 +258,85 @@ def fragments_for(
     the row's controls depend on), and whether the browser shows the rows (`shown`, what
     the browser said it shows; None: everything is rendered whole). What this socket
     renders itself is read from the database in one query for all (`_prefetch`), and the
-    session is given back after."""
-    whole = [_shows(view, shown, event) for event in events]
+    session is given back after. An event that changes nothing the browser shows, or
+    its notice, is neither read nor rendered: its fragment is empty."""
+    plans = [_shows(view, shown, event) for event in events]
+    sent = [index for index, (whole, stubs) in enumerate(plans) if whole or stubs]
 
     def render_many(indexes: list[int]) -> list[str]:
         try:
-            chosen = [events[index] for index in indexes]
+            chosen = [events[sent[index]] for index in indexes]
             loaded = _prefetch(chosen, scope) if view in ROW_VIEWS else []
-            htmls = [_fragments(view, scope, events[index], whole[index]) for index in indexes]
+            htmls = [
+                _fragments(view, scope, events[sent[index]], *plans[sent[index]])
+                for index in indexes
+            ]
             del loaded
             return htmls
         finally:
             db.session.rollback()  # read-only: release the connection at once
 
-    return _rendered.get_many(
-        [
-            (event["event_id"], view, scope, *rights, shows)
-            for event, shows in zip(events, whole, strict=True)
-        ],
+    rendered = _rendered.get_many(
+        [(events[index]["event_id"], view, scope, *rights, plans[index]) for index in sent],
         render_many,
     )
+    fragments = [""] * len(events)
+    for index, html in zip(sent, rendered, strict=True):
+        fragments[index] = html
+    return fragments
 
 
-def _shows(view: str, shown: Shown | None, event: dict) -> bool | frozenset:
-    """Which rows `event` changes on a page of `view` the browser shows, to be rendered
-    whole: on the connectors list, a connector's row if it said it shows it, and of a
-    charge point's connectors those it said it shows (their connector ids); on any other
-    page, or before it said, every row (True)."""
-    if shown is None or view != "connectors":
-        return True
+# Every row whole (no stubs then).
+EVERY_ROW = (True, False)
+
+
+def _shows(view: str, shown: Shown | None, event: dict) -> tuple[bool | frozenset, bool]:
+    """Which rows `event` changes on a page of `view` are rendered whole, and whether the
+    others come as stubs. On the connectors list, once the browser has said what it
+    shows: a connector's row if it shows it, of a charge point's connectors those it
+    shows (their connector ids); the others as stubs only where a stub could change the
+    list's notice (`_may_change_notice`). On any other page, before the browser said, and
+    for a deleted connector (no read, and a row on screen the server does not know of yet
+    leaves too): every row whole."""
+    if shown is None or view != "connectors" or event["type"] not in ("connector", "chargepoint"):
+        return EVERY_ROW
     if event["type"] == "connector":
-        return (event["cp_id"], event.get("connector_id")) in shown.rows
-    if event["type"] == "chargepoint":
-        return shown.chargepoints.get(event["cp_id"], False)
-    return True
+        key = (event["cp_id"], event.get("connector_id"))
+        if key in shown.rows or event["action"] == "deleted":
+            return EVERY_ROW
+        return frozenset(), _may_change_notice(shown.filters, event)
+    whole = shown.chargepoints.get(event["cp_id"], frozenset())
+    return whole, _may_change_notice(shown.filters, event)
+
+
+# The list's filters a status event changes a row's match on (live.js `matches`); what the
+# others look at (type, enabled, company, the text) is the same before and after it.
+STATUS_FILTERS = frozenset({"status", "error_code"})
+
+
+def _may_change_notice(filters: dict | None, event: dict) -> bool:
+    """Whether the stub of a row the browser does not show could change its list's notice
+    (static/js/live.js counts a row not on screen as "new matching" when its status event
+    made it match the list's filters, and forgets it once it matches no more): for a
+    status event, when it made the row match or stop matching the status and error code
+    filters (a connector it created: when it matches them); for any other change (a
+    connection, an edit, a meter value), only when the list filters on anything else.
+    On an unfiltered list no stub is needed but a new connector's. A browser that did not
+    say its filters gets every stub, as before."""
+    if filters is None:
+        return True
+    if event["type"] == "connector" and "was_status" in event:
+        now = _matches(filters, event["status"], event["error_code"])
+        if event["was_status"] == "":
+            return now
+        return now != _matches(filters, event["was_status"], event["was_error_code"])
+    return not STATUS_FILTERS.issuperset(filters)
+
+
+def _matches(filters: dict, status: str, error_code: str) -> bool:
+    return filters.get("status", status) == status and (
+        filters.get("error_code", error_code) == error_code
+    )
 
 
 # The most rows a browser may say it shows (a page of the list has 50).
@@ -288,10 +345,12 @@ _ROW_ID = re.compile(r"connector-([0-9]{1,18})-([0-9]{1,18})")
 
 
 def shown_rows(message: str) -> Shown:
-    """What a browser's message `{"shown": ["connector-<cp>-<n>", ...]}` says it shows;
-    ValueError, with the reason, for anything else."""
+    """What a browser's message `{"shown": ["connector-<cp>-<n>", ...], "filters": {name:
+    value}}` says it shows (`filters`, the list's filters, may be left out); ValueError,
+    with the reason, for anything else."""
     try:
-        ids = json.loads(message)["shown"]
+        told = json.loads(message)
+        ids = told["shown"]
     except (ValueError, TypeError, KeyError) as exc:
         raise ValueError('expected {"shown": [row ids]}') from exc
     if not isinstance(ids, list) or len(ids) > MAX_SHOWN:
@@ -305,7 +364,31 @@ def shown_rows(message: str) -> Shown:
     by_chargepoint: dict[int, set] = {}
     for cp_id, connector_id in rows:
         by_chargepoint.setdefault(cp_id, set()).add(connector_id)
-    return Shown(frozenset(rows), {cp_id: frozenset(ids) for cp_id, ids in by_chargepoint.items()})
+    return Shown(
+        frozenset(rows),
+        {cp_id: frozenset(ids) for cp_id, ids in by_chargepoint.items()},
+        _filters(told.get("filters")),
+    )
+
+
+MAX_FILTERS = 16
+_FILTER_NAME = re.compile(r"[a-z_]{1,32}")
+
+
+def _filters(told: object) -> dict | None:
+    """The list filters a browser said (name: value; those left empty are dropped, values
+    trimmed as live.js compares them); None if it said none."""
+    if told is None:
+        return None
+    if not isinstance(told, dict) or len(told) > MAX_FILTERS:
+        raise ValueError(f'"filters" must be an object of at most {MAX_FILTERS} filters')
+    filters = {}
+    for name, value in told.items():
+        if not _FILTER_NAME.fullmatch(name) or not isinstance(value, str) or len(value) > 200:
+            raise ValueError(f"not a filter: {str(name)[:40]!r}")
+        if value.strip():
+            filters[name] = value.strip()
+    return filters
 
 
 def _read_browser(ws, socket: LiveSocket, user_id: int) -> None:

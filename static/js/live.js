@@ -7,15 +7,16 @@
   var socket = null;
   var reported = null;
 
-  // The connector rows the list shows, told to the server whenever they change (a page,
-  // a sort, a filter): the rows it does not show come as stubs (their filter attributes
-  // only), which are all the notice below needs.
+  // The connector rows the list shows, and its filters, told to the server whenever they
+  // change (a page, a sort, a filter): the rows it does not show come as stubs (their
+  // filter attributes only), which are all the notice below needs, and only when they
+  // could change it (a status change that made a row match the filters, or stop).
   function report() {
     if (!socket || !document.getElementById("connector-table")) { return; }
     var ids = Array.prototype.map.call(
       document.querySelectorAll('tr[data-search][id^="connector-"]'),
       function (row) { return row.id; });
-    var message = JSON.stringify({ shown: ids });
+    var message = JSON.stringify({ shown: ids, filters: filtering() });
     if (message !== reported) {
       reported = message;
       socket.send(message);
@@ -45,6 +46,19 @@
   // What the list filters on screen ask for, from the filter form ("" means any).
   var FILTERS = { status: "status", error_code: "errorCode", type: "type",
     enabled: "enabled", company: "company", connection: "connection" };
+
+  // The filters set on the list's form (name: value), as `matches` reads them.
+  function filtering() {
+    var form = document.querySelector("form.filters");
+    var set = {};
+    if (!form) { return set; }
+    var values = new FormData(form);
+    Object.keys(FILTERS).concat(["q"]).forEach(function (name) {
+      var wanted = (values.get(name) || "").trim();
+      if (wanted) { set[name] = wanted; }
+    });
+    return set;
+  }
 
   function matches(row) {
     var form = document.querySelector("form.filters");
@@ -152,6 +166,13 @@
   });
 
   document.body.addEventListener("htmx:afterSettle", report);
+  // The filters count from the moment they change (`matches` reads the form), before the
+  // list they ask for has come.
+  ["input", "change"].forEach(function (type) {
+    document.body.addEventListener(type, function (event) {
+      if (event.target.closest && event.target.closest("form.filters")) { report(); }
+    });
+  });
   document.body.addEventListener("htmx:wsOpen", function (event) {
     socket = event.detail.socketWrapper;
     reported = null;

@@ -307,6 +307,124 @@ def test_what_a_browser_says_it_shows_is_read_strictly():
             shown_rows(message)
 
 
+def test_what_a_browser_says_of_its_filters_is_read_strictly():
+    from dashboard.live.views import MAX_FILTERS, shown_rows
+
+    assert shown_rows('{"shown": []}').filters is None  # a page that does not say them
+    told = shown_rows('{"shown": [], "filters": {"status": " Charging ", "q": "", "type": "CCS"}}')
+    assert told.filters == {"status": "Charging", "type": "CCS"}  # trimmed, empty ones dropped
+    assert shown_rows('{"shown": [], "filters": {}}').filters == {}
+    too_many = json.dumps({"shown": [], "filters": {f"f_{n}": "x" for n in range(MAX_FILTERS + 1)}})
+    for filters, reason in (
+        ("[]", "an object"),
+        ('"status"', "an object"),
+        (too_many.split('"filters": ')[1][:-1], "an object"),
+        ('{"Status": "Charging"}', "not a filter"),
+        ('{"status": 1}', "not a filter"),
+        ('{"status": null}', "not a filter"),
+        ('{"q": "' + "x" * 201 + '"}', "not a filter"),
+    ):
+        with pytest.raises(ValueError, match=reason):
+            shown_rows('{"shown": [], "filters": ' + filters + "}")
+
+
+def test_a_list_that_says_its_filters_gets_only_the_stubs_that_change_its_notice(app, world):
+    """A row the browser does not show comes as a stub only when it could change the
+    list's notice: a status event that made it match the filters or stop matching, a
+    connector new to the list that matches them; any other change only when the list
+    filters on something a status event does not change. What needs no stub is neither
+    read nor rendered. Rows shown, and deletions, come as before."""
+    import uuid
+
+    from dashboard.extensions import db
+    from dashboard.live.channel import Shown
+    from dashboard.services.connectors import create_connector
+    from dashboard.services.permissions import SYSTEM
+
+    with app.app_context():
+        for number in (1, 2):
+            create_connector(SYSTEM, connector_id=number, connector_cp_id=world.cp_a, source="test")
+        db.session.commit()
+
+    def status(number, now, was, error=("NoError", "NoError")):
+        return {
+            **event(world.cp_a, world.company_a, number, now),
+            "error_code": error[1],
+            "was_status": was,
+            "was_error_code": error[0] if was else "",
+        }
+
+    changes = {
+        "to charging": status(2, "Charging", "Available"),
+        "to faulted": status(2, "Faulted", "Charging", ("NoError", "GroundFailure")),
+        "new": status(2, "Available", ""),
+        "meter value": event(world.cp_a, world.company_a, 2),
+        "connected": {
+            "type": "chargepoint",
+            "action": "connected",
+            "cp_id": world.cp_a,
+            "company_id": world.company_a,
+        },
+        "deleted": {**event(world.cp_a, world.company_a, 2), "action": "deleted"},
+    }
+
+    def sent(filters):
+        shown = Shown(frozenset({(world.cp_a, 1)}), {world.cp_a: frozenset({1})}, filters)
+        batch = [{**change, "event_id": uuid.uuid4().hex} for change in changes.values()]
+        html, statements = _rendered(app, world.user_a, batch, shown)
+        outcome = {}
+        for name, fragment in zip(changes, html, strict=True):
+            stub = re.search(rf'<tr id="connector-{world.cp_a}-2"[^>]*data-stub></tr>', fragment)
+            whole_row_1 = f'id="connector-{world.cp_a}-1"' in fragment and "<td" in fragment
+            outcome[name] = ("stub" if stub else "") + ("+row 1" if whole_row_1 else "")
+            if "delete" in fragment:
+                outcome[name] = "delete"
+            elif fragment and not outcome[name]:
+                outcome[name] = fragment
+        return outcome, statements
+
+    unfiltered, statements = sent({})
+    assert unfiltered == {
+        "to charging": "",
+        "to faulted": "",
+        "new": "stub",
+        "meter value": "",
+        "connected": "+row 1",
+        "deleted": "delete",
+    }
+    # read: the new connector; the charge point and its connectors (nothing for the rest)
+    assert len(statements) == 3, statements
+    assert sent({"status": "Charging"})[0] == {
+        "to charging": "stub",  # came to match
+        "to faulted": "stub",  # stopped matching
+        "new": "",  # new, and not matching
+        "meter value": "",
+        "connected": "+row 1",
+        "deleted": "delete",
+    }
+    assert sent({"error_code": "GroundFailure"})[0]["to charging"] == ""
+    assert sent({"error_code": "GroundFailure"})[0]["to faulted"] == "stub"
+    # the text (a charge point's name) may change in an edit or a connection event
+    assert sent({"status": "Charging", "q": "one"})[0] == {
+        "to charging": "stub",
+        "to faulted": "stub",
+        "new": "",
+        "meter value": "stub",
+        "connected": "stub+row 1",
+        "deleted": "delete",
+    }
+    # a page that does not say its filters gets every stub, as before
+    assert set(sent(None)[0].values()) == {"stub", "stub+row 1", "delete"}
+
+    # nothing to send: nothing read
+    quiet = [
+        {**changes[name], "event_id": uuid.uuid4().hex} for name in ("to charging", "meter value")
+    ]
+    shown = Shown(frozenset({(world.cp_a, 1)}), {world.cp_a: frozenset({1})}, {})
+    html, statements = _rendered(app, world.user_a, quiet, shown)
+    assert html == ["", ""] and statements == []
+
+
 def test_rows_a_browser_does_not_show_are_sent_as_stubs(app, world):
     """Once the browser has said which rows its list shows, the others come as their
     opening tags alone (what its filters look at), a charge point's connection change
