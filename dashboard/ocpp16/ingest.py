@@ -5,11 +5,11 @@ reconnects at once, the connected and disconnected marks and the BootNotificatio
 Each is handed to the batcher and answered only once its transaction has committed, so an
 acknowledged status or meter value is a stored one. While one batch is being written, the
 next one gathers: under load, hundreds of messages share one transaction, one query that
-loads their connectors, batched INSERTs of history rows and samples, and one UPDATE of
-"last seen" for all their charge points, instead of a transaction each. Every change still
-goes through its service (`record_ocpp_status` and `apply_status`, `record_meter_values`):
-only the commit is shared. A batch that fails is replayed one message at a time, so one
-bad message fails alone.
+loads their connectors (and one their meter values' sessions), batched INSERTs of history
+rows and samples, and one UPDATE of "last seen" for all their charge points, instead of a
+transaction each. Every change still goes through its service (`record_ocpp_status` and
+`apply_status`, `record_meter_values`): only the commit is shared. A batch that fails is
+replayed one message at a time, so one bad message fails alone.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from sqlalchemy.orm import joinedload, lazyload
 
 from dashboard.extensions import among, db, of_this_process
 from dashboard.metrics import INGEST_BATCH_SIZE, INGEST_COMMIT_SECONDS
-from dashboard.models import ChargePoint, Connector
+from dashboard.models import ChargePoint, Connector, Transaction
 from dashboard.models.types import utcnow
 from dashboard.ocpp16.gatherer import Gatherer
 from dashboard.services.chargepoints import (
@@ -173,6 +173,21 @@ class StatusBatcher(Gatherer):
             if unloaded
             else []
         )
+        # The sessions the meter values go to (by the transactionId sent, and the one going
+        # on at their connectors), in one query: record_meter_values then finds them in the
+        # session instead of reading each (a round trip per message).
+        sessions = set()
+        for item in batch:
+            if item.kind == METER:
+                sessions.add(item.fields.get("transaction_id"))
+                metered = by_key.get((item.cp_id, item.fields.get("connector_id")))
+                sessions.add(metered.transaction_id if metered is not None else None)
+        sessions.discard(None)
+        transactions = (
+            db.session.scalars(select(Transaction).where(among(Transaction.id, sessions))).all()
+            if sessions
+            else []
+        )
         # Retries among the statuses (the same message sent again), found in one query,
         # among those that may be one: usually none, and no query.
         recorded = recorded_already(
@@ -206,7 +221,7 @@ class StatusBatcher(Gatherer):
                 with db.session.no_autoflush:
                     record_ocpp_status(item.cp_id, **item.fields, recorded=recorded)
                 known.add(key)
-        del loaded, chargepoints, by_key
+        del loaded, chargepoints, transactions, by_key
         if cp_ids:
             db.session.execute(
                 update(ChargePoint)

@@ -314,3 +314,55 @@ def test_a_status_stored_by_the_batch_costs_its_handler_no_transaction(app, worl
     with app.app_context():
         kept = db.session.scalars(select(DataTransferMessage.data)).all()
         assert kept == ["hello"]
+
+
+def test_the_meter_values_of_a_batch_read_their_sessions_in_one_query(app, world):
+    """Meter values of three sessions in one batch: their transactions are read together
+    (one SELECT, not one per message), and each session and connector gets its own
+    energy."""
+    from decimal import Decimal
+
+    from dashboard.models import ChargePoint, Transaction
+    from dashboard.ocpp16.ingest import METER, _Item
+    from dashboard.services.charging import start_transaction
+
+    started = datetime(2026, 1, 1, tzinfo=UTC)
+    batcher = StatusBatcher(app)
+    with app.app_context():
+        batcher._write([_Item(world.cp_a, status(n, "Charging", n)) for n in (1, 2, 3)])
+        chargepoint = db.session.get(ChargePoint, world.cp_a)
+        sessions = {}
+        for n in (1, 2, 3):
+            transaction, _ = start_transaction(
+                chargepoint, connector_id=n, id_tag="TAG", meter_start=1000 * n, timestamp=started
+            )
+            sessions[n] = transaction.id
+        db.session.commit()
+    items = [
+        _Item(
+            world.cp_a,
+            {
+                "connector_id": n,
+                "transaction_id": sessions[n],
+                "meter_values": [
+                    (
+                        started + timedelta(minutes=1),
+                        [{"value": str(1000 * n + 500), "unit": "Wh"}],
+                    )
+                ],
+            },
+            METER,
+        )
+        for n in (1, 2, 3)
+    ]
+    with recorded_statements(app) as statements, app.app_context():
+        batcher._write(items)
+    assert [item.error for item in items] == [None] * 3
+    read = [s for s in statements if s.lstrip().startswith("SELECT") and "FROM transactions" in s]
+    assert len(read) == 1, read
+    with app.app_context():
+        for n in (1, 2, 3):
+            transaction = db.session.get(Transaction, sessions[n])
+            assert transaction.last_energy_wh == Decimal(1000 * n + 500)
+            connector = db.session.get(Connector, (n, world.cp_a))
+            assert connector.session_energy_wh == Decimal(500)
