@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
@@ -34,7 +33,6 @@ STOPPING = "process.stopping"
 Listener = Callable[[dict], None]
 _listeners: list[Listener] = []
 _PENDING = "plugboard_pending_events"
-_HELD = "plugboard_held_events"
 
 
 def subscribe(listener: Listener) -> Callable[[], None]:
@@ -120,29 +118,9 @@ def publish_after_commit(session: Session, event: dict) -> None:
     session.info.setdefault(_PENDING, []).append(event)
 
 
-@contextmanager
-def held(session: Session) -> Iterator[None]:
-    """The events of what `session` commits in the block are published when the block
-    ends, in commit order, instead of at each commit: the ingest batcher answers its
-    charge points first, so that an acknowledgement never waits for Redis. A failure to
-    publish is logged (the changes are committed, and answered)."""
-    session.info[_HELD] = []
-    try:
-        yield
-    finally:
-        try:
-            publish_all(session.info.pop(_HELD))
-        except Exception:
-            log.exception("events of committed changes could not be published")
-
-
 @sa_event.listens_for(Session, "after_commit")
 def _publish_pending(session: Session) -> None:
-    pending = session.info.pop(_PENDING, [])
-    if _HELD in session.info:
-        session.info[_HELD].extend(pending)
-    else:
-        publish_all(pending)
+    publish_all(session.info.pop(_PENDING, []))
 
 
 @sa_event.listens_for(Session, "after_soft_rollback")

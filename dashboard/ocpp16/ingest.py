@@ -25,7 +25,6 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import joinedload, lazyload
 
 from dashboard.extensions import among, db, of_this_process
-from dashboard.live.events import held
 from dashboard.metrics import INGEST_BATCH_SIZE, INGEST_COMMIT_SECONDS
 from dashboard.models import ChargePoint, Connector, Transaction
 from dashboard.models.types import utcnow
@@ -95,12 +94,6 @@ class StatusBatcher(Gatherer):
         self._write(batch)
 
     def _write(self, batch: list[_Item]) -> None:
-        # What the batch committed is told to the live pages once its messages are
-        # answered (the answers do not wait for the round trip to Redis).
-        with held(db.session()):
-            self._write_answered(batch)
-
-    def _write_answered(self, batch: list[_Item]) -> None:
         started = time.perf_counter()
         INGEST_BATCH_SIZE.observe(len(batch))
         try:

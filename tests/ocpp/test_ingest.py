@@ -366,28 +366,3 @@ def test_the_meter_values_of_a_batch_read_their_sessions_in_one_query(app, world
             assert transaction.last_energy_wh == Decimal(1000 * n + 500)
             connector = db.session.get(Connector, (n, world.cp_a))
             assert connector.session_energy_wh == Decimal(500)
-
-
-def test_a_batch_is_answered_before_its_events_are_published(app, world):
-    """The live pages hear of a batch's statuses once its charge points are answered: an
-    acknowledgement never waits for the round trip to Redis (nor for Redis to be there).
-    The events still come, in order, and only for what was committed."""
-    from dashboard.live import events
-    from dashboard.ocpp16.ingest import _Item
-
-    batcher = StatusBatcher(app)
-    items = [_Item(world.cp_a, status(n, "Charging", n)) for n in (1, 2)]
-    heard = []
-
-    def listener(event):
-        if event["type"] == "connector":
-            heard.append((event["connector_id"], [item.done.is_set() for item in items]))
-
-    unsubscribe = events.subscribe(listener)
-    try:
-        with app.app_context():
-            batcher._write(items)
-    finally:
-        unsubscribe()
-    assert [item.error for item in items] == [None, None]
-    assert heard == [(1, [True, True]), (2, [True, True])]
