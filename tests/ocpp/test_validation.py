@@ -4,6 +4,9 @@ payloads generated near each OCPP 1.6 schema, valid and not."""
 
 from __future__ import annotations
 
+import json
+from decimal import Decimal
+from functools import cache
 from pathlib import Path
 
 import fastjsonschema
@@ -11,6 +14,7 @@ import ocpp
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from jsonschema import Draft4Validator
 from ocpp.messages import get_validator
 
 from dashboard.ocpp16 import frames
@@ -91,6 +95,28 @@ def objects(rule: dict) -> st.SearchStrategy:
     )
 
 
+def judged_by_ocpp(message_type: int, action: str, payload) -> bool:
+    """Whether the `ocpp` package takes `payload` as valid. For the schemas with a
+    `multipleOf` (charging profiles and schedules) it parses the schema and the payload's
+    numbers as decimals (`ocpp.messages.validate_payload`): as floats, 527.4 is no multiple
+    of 0.1 (527.4 / 0.1 = 5273.999…), which fastjsonschema (it divides decimals too) and
+    the package itself rightly take."""
+    validator = get_validator(message_type, action, "1.6")
+    if "multipleOf" not in json.dumps(validator.schema):
+        return validator.is_valid(payload)
+    return _in_decimals(message_type, action).is_valid(
+        json.loads(json.dumps(payload), parse_float=Decimal)
+    )
+
+
+@cache
+def _in_decimals(message_type: int, action: str) -> Draft4Validator:
+    """The schema's validator with its numbers as decimals (made here: the package caches
+    one validator per schema, whichever way it was first asked for)."""
+    schema = json.dumps(get_validator(message_type, action, "1.6").schema)
+    return Draft4Validator(json.loads(schema, parse_float=Decimal))
+
+
 @settings(max_examples=1500, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.data())
 def test_the_compiled_schemas_agree_with_jsonschema(data):
@@ -103,7 +129,28 @@ def test_the_compiled_schemas_agree_with_jsonschema(data):
         fast = True
     except fastjsonschema.JsonSchemaException:
         fast = False
-    assert fast == validator.is_valid(payload), (message_type, action, payload)
+    assert fast == judged_by_ocpp(message_type, action, payload), (message_type, action, payload)
+
+
+def test_a_decimal_limit_is_a_multiple_of_a_tenth():
+    """The case that made the comparison above fail now and then: a schedule's limit of
+    527.4 W is valid (a multiple of 0.1) for Plugboard and for the `ocpp` package."""
+    answer = {
+        "status": "Accepted",
+        "connectorId": 1,
+        "chargingSchedule": {
+            "chargingRateUnit": "W",
+            "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 527.4}],
+        },
+    }
+    validate(frames.CALLRESULT, "GetCompositeSchedule", answer)
+    assert judged_by_ocpp(frames.CALLRESULT, "GetCompositeSchedule", answer)
+    assert not get_validator(frames.CALLRESULT, "GetCompositeSchedule", "1.6").is_valid(answer)
+    assert not judged_by_ocpp(
+        frames.CALLRESULT,
+        "GetCompositeSchedule",
+        {**answer, "chargingSchedule": {**answer["chargingSchedule"], "minChargingRate": 0.05}},
+    )
 
 
 def status(**changes) -> dict:
