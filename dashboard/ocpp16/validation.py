@@ -10,10 +10,12 @@ validator, whose errors say which rule it broke. The two agree on what is valid
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from functools import cache
 
 import fastjsonschema
+from jsonschema import Draft4Validator
 from ocpp.messages import get_validator
 from ocpp.v16.enums import Action
 
@@ -59,21 +61,36 @@ def validate(message_type: int, action: str, payload: dict) -> None:
     response (CALLRESULT)."""
     if action not in KNOWN_ACTIONS:
         raise OcppError(frames.NOT_IMPLEMENTED, f"Unknown action {action!r}")
-    validator = get_validator(message_type, action, "1.6")
     try:
         compiled(message_type, action)(payload)
     except fastjsonschema.JsonSchemaException:
-        _refuse(action, validator, payload)
-    _check_formats(action, validator.schema.get("properties", {}), payload, "")
+        _refuse(action, _validator(message_type, action), payload)
+    _check_formats(action, schema(message_type, action).get("properties", {}), payload, "")
+
+
+@cache
+def schema(message_type: int, action: str) -> dict:
+    """The `ocpp` package's 1.6 schema of `action` (a request, or a response), its numbers
+    as floats. The package keeps one validator per schema, with its numbers parsed as
+    floats or, when its own `validate_payload` asked first (the charge point client in
+    tests does, for charging profiles), as decimals; compiled from decimals, fastjsonschema
+    refuses every `multipleOf` (527.4 is no multiple of Decimal 0.1 to it)."""
+    return json.loads(json.dumps(get_validator(message_type, action, "1.6").schema, default=float))
+
+
+@cache
+def _validator(message_type: int, action: str) -> Draft4Validator:
+    return Draft4Validator(schema(message_type, action))
 
 
 @cache
 def compiled(message_type: int, action: str):
     """The 1.6 schema of `action` (a request, or a response) as a Python function that
     raises JsonSchemaException for an invalid payload. Like the `ocpp` package's
-    validator, it checks no formats; and it leaves the payload as it is (no defaults)."""
+    validator, it checks no formats; and it leaves the payload as it is (no defaults). It
+    judges `multipleOf` in decimals, as the package does for the schemas that have one."""
     return fastjsonschema.compile(
-        get_validator(message_type, action, "1.6").schema,
+        schema(message_type, action),
         use_default=False,
         use_formats=False,
         detailed_exceptions=False,

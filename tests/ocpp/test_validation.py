@@ -21,11 +21,12 @@ from dashboard.ocpp16 import frames
 from dashboard.ocpp16.frames import OcppError
 from dashboard.ocpp16.validation import compiled, validate
 
+SCHEMA_DIR = Path(ocpp.__file__).parent / "v16" / "schemas"
 SCHEMAS = sorted(
     (frames.CALLRESULT, path.stem.removesuffix("Response"))
     if path.stem.endswith("Response")
     else (frames.CALL, path.stem)
-    for path in (Path(ocpp.__file__).parent / "v16" / "schemas").glob("*.json")
+    for path in SCHEMA_DIR.glob("*.json")
 )
 
 # Any JSON value, small: what a charge point may send in place of the right one.
@@ -101,20 +102,18 @@ def judged_by_ocpp(message_type: int, action: str, payload) -> bool:
     numbers as decimals (`ocpp.messages.validate_payload`): as floats, 527.4 is no multiple
     of 0.1 (527.4 / 0.1 = 5273.999…), which fastjsonschema (it divides decimals too) and
     the package itself rightly take."""
-    validator = get_validator(message_type, action, "1.6")
-    if "multipleOf" not in json.dumps(validator.schema):
-        return validator.is_valid(payload)
-    return _in_decimals(message_type, action).is_valid(
-        json.loads(json.dumps(payload), parse_float=Decimal)
-    )
+    text = _schema_text(message_type, action)
+    numbers = Decimal if "multipleOf" in text else float
+    validator = Draft4Validator(json.loads(text, parse_float=numbers))
+    return validator.is_valid(json.loads(json.dumps(payload), parse_float=numbers))
 
 
 @cache
-def _in_decimals(message_type: int, action: str) -> Draft4Validator:
-    """The schema's validator with its numbers as decimals (made here: the package caches
-    one validator per schema, whichever way it was first asked for)."""
-    schema = json.dumps(get_validator(message_type, action, "1.6").schema)
-    return Draft4Validator(json.loads(schema, parse_float=Decimal))
+def _schema_text(message_type: int, action: str) -> str:
+    """The schema as the package ships it (read here: the package caches one validator per
+    schema, its numbers floats or decimals by whichever way it was first asked for)."""
+    name = action + ("Response" if message_type == frames.CALLRESULT else "")
+    return (SCHEMA_DIR / f"{name}.json").read_text(encoding="utf-8-sig")
 
 
 @settings(max_examples=1500, deadline=None, suppress_health_check=list(HealthCheck))
@@ -145,7 +144,8 @@ def test_a_decimal_limit_is_a_multiple_of_a_tenth():
     }
     validate(frames.CALLRESULT, "GetCompositeSchedule", answer)
     assert judged_by_ocpp(frames.CALLRESULT, "GetCompositeSchedule", answer)
-    assert not get_validator(frames.CALLRESULT, "GetCompositeSchedule", "1.6").is_valid(answer)
+    as_floats = json.loads(_schema_text(frames.CALLRESULT, "GetCompositeSchedule"))
+    assert not Draft4Validator(as_floats).is_valid(answer)
     assert not judged_by_ocpp(
         frames.CALLRESULT,
         "GetCompositeSchedule",
@@ -181,3 +181,41 @@ def test_a_valid_payload_is_left_as_it_was():
     payload = status(info="plugged in")
     validate(frames.CALL, "StatusNotification", payload)
     assert payload == status(info="plugged in")
+
+
+def test_schedules_are_judged_alike_whichever_way_the_package_read_its_schema():
+    """The `ocpp` package keeps one validator per schema, its numbers decimals when its
+    own `validate_payload` (the charge point client) asked first. Plugboard compiles from
+    floats either way: 527.4 W stays valid, 0.05 A a property violation, never an error
+    of its own."""
+    from ocpp.messages import _validators
+
+    from dashboard.ocpp16 import validation
+
+    answer = {
+        "status": "Accepted",
+        "chargingSchedule": {
+            "chargingRateUnit": "W",
+            "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 527.4}],
+        },
+    }
+    wrong = {**answer, "chargingSchedule": {**answer["chargingSchedule"], "minChargingRate": 0.05}}
+    key = "GetCompositeScheduleResponse_1.6"
+    kept = _validators.pop(key, None)
+
+    def forget():
+        for cached in (validation.schema, validation.compiled, validation._validator):
+            cached.cache_clear()
+
+    try:
+        get_validator(frames.CALLRESULT, "GetCompositeSchedule", "1.6", parse_float=Decimal)
+        forget()
+        validate(frames.CALLRESULT, "GetCompositeSchedule", answer)
+        with pytest.raises(OcppError) as refused:
+            validate(frames.CALLRESULT, "GetCompositeSchedule", wrong)
+        assert refused.value.code == frames.PROPERTY_CONSTRAINT_VIOLATION
+    finally:
+        _validators.pop(key, None)
+        if kept is not None:
+            _validators[key] = kept
+        forget()
