@@ -386,8 +386,8 @@ def _filters(told: object) -> dict | None:
     for name, value in told.items():
         if not _FILTER_NAME.fullmatch(name) or not isinstance(value, str) or len(value) > 200:
             raise ValueError(f"not a filter: {str(name)[:40]!r}")
-        if value.strip():
-            filters[name] = value.strip()
+        if wanted := value.strip():
+            filters[name] = wanted
     return filters
 
 

@@ -61,15 +61,12 @@
   }
 
   function matches(row) {
-    var form = document.querySelector("form.filters");
-    if (!form) { return true; }
-    var values = new FormData(form);
+    var wanted = filtering();
     for (var name in FILTERS) {
-      var wanted = (values.get(name) || "").trim();
       var attribute = row.dataset[FILTERS[name]];
-      if (wanted && attribute !== undefined && attribute !== wanted) { return false; }
+      if (wanted[name] && attribute !== undefined && attribute !== wanted[name]) { return false; }
     }
-    var text = (values.get("q") || "").trim().toLowerCase();
+    var text = (wanted.q || "").toLowerCase();
     return !text || (row.dataset.search || "").indexOf(text) >= 0;
   }
 

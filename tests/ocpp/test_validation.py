@@ -102,16 +102,23 @@ def judged_by_ocpp(message_type: int, action: str, payload) -> bool:
     numbers as decimals (`ocpp.messages.validate_payload`): as floats, 527.4 is no multiple
     of 0.1 (527.4 / 0.1 = 5273.999…), which fastjsonschema (it divides decimals too) and
     the package itself rightly take."""
-    text = _schema_text(message_type, action)
-    numbers = Decimal if "multipleOf" in text else float
-    validator = Draft4Validator(json.loads(text, parse_float=numbers))
+    validator, numbers = _reference(message_type, action)
     return validator.is_valid(json.loads(json.dumps(payload), parse_float=numbers))
 
 
 @cache
+def _reference(message_type: int, action: str) -> tuple[Draft4Validator, type]:
+    """The package's validator of the schema, and how it parses numbers (decimals where the
+    schema has a `multipleOf`), made here from the schema file: the package caches one
+    validator per schema, its numbers floats or decimals by whichever way it was first
+    asked for."""
+    text = _schema_text(message_type, action)
+    numbers = Decimal if "multipleOf" in text else float
+    return Draft4Validator(json.loads(text, parse_float=numbers)), numbers
+
+
 def _schema_text(message_type: int, action: str) -> str:
-    """The schema as the package ships it (read here: the package caches one validator per
-    schema, its numbers floats or decimals by whichever way it was first asked for)."""
+    """The schema as the package ships it."""
     name = action + ("Response" if message_type == frames.CALLRESULT else "")
     return (SCHEMA_DIR / f"{name}.json").read_text(encoding="utf-8-sig")
 
