@@ -4,9 +4,11 @@ processes), beside the bare asyncio server (bench/bare_server.py) in the same ru
 
 For each server: the fleet connects as after a restart (a reconnect storm: each charge
 point at a uniform random time within `--storm` seconds; it boots and reports every
-connector); then the steady state of the fleet (`--steady` seconds: heartbeats every 60 s,
-a status change per connector every 2 minutes, MeterValues every 30 s for a third of the
-charge points) while `--browsers` signed-in browser sockets of the fleet's company watch
+connector); then a third of the charge points start a charging session (`--sessions`
+seconds: a StartTransaction each, spread over the step); then the steady state of the
+fleet (`--steady` seconds: heartbeats every 60 s, a status change per connector every 2
+minutes, MeterValues of energy and power every 30 s for the third charging, in their
+sessions) while `--browsers` signed-in browser sockets of the fleet's company watch
 the connectors list and `--probes` more charge points send StatusNotifications whose
 fragments the browsers time (live latency, as bench/live_latency.py measures it; each
 browser's page shows the probes' rows and says so, as the page's script does, so the
@@ -24,7 +26,7 @@ charge points per worker; for the deploy, the sockets closed with 1012, how many
 back and how soon, acknowledged statuses missing and messages stored twice.
 
     .venv/bin/python bench/fleet.py [--count 10000] [--rates 500,1000,1500,2000,2500]
-        [--seconds 10] [--clients 2] [--storm 30] [--steady 30] [--browsers 10]
+        [--seconds 10] [--clients 2] [--storm 30] [--sessions 30] [--steady 30] [--browsers 10]
         [--deploy 75] [--deploy-rate 1000] [--no-bare]
 """
 
@@ -55,7 +57,7 @@ from websockets.asyncio.client import connect
 from dashboard import create_app
 from dashboard.cli import create_user
 from dashboard.extensions import db
-from dashboard.models import ChargePoint, Company, ConnectorStatusHistory
+from dashboard.models import ChargePoint, Company, ConnectorStatusHistory, Transaction
 from dashboard.services.chargepoints import create_chargepoint
 from dashboard.services.permissions import SYSTEM
 
@@ -92,10 +94,17 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def _share(rate: float | str | None, clients: int) -> str:
+    """A step's rate as each client process is told it."""
+    if rate is None:
+        return "steady"
+    return rate if isinstance(rate, str) else str(rate / clients)
+
+
 def drive(
     url: str,
     args,
-    steps: list[tuple[float | None, float]],
+    steps: list[tuple[float | str | None, float]],
     servers: list[int],
     observe=None,
     deploy=None,
@@ -108,9 +117,7 @@ def drive(
     share = args.count // args.clients
     connect_time = args.storm + 40
     start_at = time.time() + connect_time
-    per_client = ",".join(
-        f"{'steady' if rate is None else rate / args.clients}:{seconds}" for rate, seconds in steps
-    )
+    per_client = ",".join(f"{_share(rate, args.clients)}:{seconds}" for rate, seconds in steps)
     memory_before = {pid: rss_mb(pid) for pid in servers}
     storm_cpu = cpu_seconds(servers)
     clients = [
@@ -186,11 +193,13 @@ def drive(
         figures["steps"].append(
             {
                 "rate": rate,
+                "acked": acked,
                 "acked_per_s": acked / seconds,
                 "acked_statuses": sum(p["acked_statuses"] for p in parts),
                 "sent": sum(p["sent"] for p in parts),
                 "skipped": sum(p["skipped"] for p in parts),
                 "errors": sum(p["errors"] for p in parts),
+                "late": sum(p["late"] for p in parts),
                 "p50_ms": max(p["p50_ms"] for p in parts),
                 "p99_ms": max(p["p99_ms"] for p in parts),
                 "server_cpu_ms_per_ack": server_cpu[index] / max(1, acked) * 1000,
@@ -328,10 +337,25 @@ def stored_twice(url: str) -> int:
         return count
 
 
+def stored_sessions(url: str) -> tuple[int, int]:
+    """The sessions stored, and how many of them have their energy so far from meter
+    values."""
+    app = create_app({"SECRET_KEY": "bench", "SQLALCHEMY_DATABASE_URI": url})
+    with app.app_context():
+        count = db.session.scalar(select(func.count()).select_from(Transaction))
+        metered = db.session.scalar(
+            select(func.count())
+            .select_from(Transaction)
+            .where(Transaction.last_energy_wh > Transaction.meter_start)
+        )
+        db.engine.dispose()
+        return count, metered
+
+
 def capacity(figures: dict) -> float:
     best = 0.0
     for step in figures["steps"]:
-        if step["rate"] is None or step["deploy"]:
+        if not isinstance(step["rate"], float) or step["deploy"]:
             continue
         if step["acked_per_s"] >= 0.98 * step["rate"] and step["p99_ms"] < 1000:
             best = max(best, step["acked_per_s"])
@@ -345,7 +369,12 @@ def show(name: str, figures: dict) -> None:
         f"server CPU {figures['storm_cpu_ms_per_cp']:.2f} ms per charge point"
     )
     for step in figures["steps"]:
-        offered = "steady mix" if step["rate"] is None else f"offered {step['rate']:>6,.0f}/s"
+        if step["rate"] is None:
+            offered = "steady mix"
+        elif step["rate"] == "sessions":
+            offered = f"{step['acked']:,} sessions started"
+        else:
+            offered = f"offered {step['rate']:>6,.0f}/s"
         print(
             f"  {offered}: acknowledged {step['acked_per_s']:>6,.0f}/s, "
             f"p50 {step['p50_ms']:>7.1f} ms, p99 {step['p99_ms']:>7.1f} ms, "
@@ -362,6 +391,8 @@ def show(name: str, figures: dict) -> None:
             + " ".join(f"{worst:.0f}" for worst in step["worst_ms"])
             + " ms"
         )
+        if step["late"]:  # the server was still answering the step before
+            print(f"    answers to an earlier step's messages, not counted here: {step['late']}")
 
 
 def main() -> int:
@@ -372,6 +403,13 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=2)
     parser.add_argument("--storm", type=float, default=30)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--sessions",
+        type=float,
+        default=30,
+        help="seconds in which a third of the fleet start a session, before the steady "
+        "state; 0: none (the steady state's meter values then have no session)",
+    )
     parser.add_argument("--steady", type=float, default=30, help="seconds; 0: none")
     parser.add_argument("--browsers", type=int, default=10)
     parser.add_argument("--probes", type=int, default=10)
@@ -393,6 +431,8 @@ def main() -> int:
     steps = [(float(rate), args.seconds) for rate in args.rates.split(",")]
     if args.steady:
         steps.insert(0, (None, args.steady))
+    if args.sessions:
+        steps.insert(0, ("sessions", args.sessions))
     if args.deploy:
         steps.append((args.deploy_rate, args.deploy))
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -437,6 +477,14 @@ def main() -> int:
             f"plugboard: {stored:,} status rows stored for {expected:,.0f} acknowledged: "
             f"{'all persisted' if stored >= expected else 'MISSING'}"
         )
+        started = next((s for s in plugboard["steps"] if s["rate"] == "sessions"), None)
+        if started is not None:
+            sessions, metered = stored_sessions(url)
+            print(
+                f"plugboard: {sessions:,} sessions stored for {started['acked']:,} started "
+                f"(acknowledged): {'all' if sessions >= started['acked'] else 'MISSING'}; "
+                f"{metered:,} with energy from their meter values"
+            )
         for pid, mb in plugboard["memory_mb_per_1000_per_worker"].items():
             print(f"plugboard: worker {pid}: {mb:.1f} MB resident per 1,000 charge points")
 

@@ -7,7 +7,9 @@ Connects its charge points at a ramp rate, evenly or (`--jitter`) each at a unif
 time within the same window, as a fleet reconnecting after a restart does (each boots and
 reports every connector); waits until `--start-at` (a wall-clock time shared by every
 client process), then offers StatusNotifications at each step's rate for the step's
-seconds (or, for a step whose rate is `steady`, the steady mix of a fleet). A charge
+seconds (or, for a step whose rate is `steady`, the steady mix of a fleet; for one whose
+rate is `sessions`, a StartTransaction from each charge point of the charging third, spread
+over the step, whose transactionId its MeterValues then carry). A charge
 point never has two calls outstanding (OCPP 1.6); a message that finds
 every charge point busy is counted as not sent. Prints one JSON line per step, and one
 for the connections.
@@ -42,10 +44,25 @@ METER = (
     '"sampledValue":[{{"value":"{value}","measurand":"Energy.Active.Import.Register",'
     '"unit":"Wh"}}]}}]}}]'
 )
+# A session's meter values, as a charger sends them while charging: the register and the
+# power, with the transaction they belong to.
+SESSION_METER = (
+    '[2,"{id}","MeterValues",{{"connectorId":1,"transactionId":{transaction},'
+    '"meterValue":[{{"timestamp":"{at}","sampledValue":[{{"value":"{value}",'
+    '"context":"Sample.Periodic","measurand":"Energy.Active.Import.Register","unit":"Wh"}},'
+    '{{"value":"{power}","context":"Sample.Periodic","measurand":"Power.Active.Import",'
+    '"unit":"W"}}]}}]}}]'
+)
+START = (
+    '[2,"{id}","StartTransaction",{{"connectorId":1,"idTag":"{tag}","meterStart":{meter},'
+    '"timestamp":"{at}"}}]'
+)
+POWER_W = 11_000  # what a charging connector draws (a 3-phase 16 A wallbox)
 # The steady state of a fleet (issue 15, goal 3), per charge point: a heartbeat every 60 s,
 # a status change per connector every 2 minutes on average (two connectors: one a minute),
 # and, for the third of them charging, MeterValues every 30 s (one every 90 s over all):
-# heartbeats, statuses and meter values in the proportions 3 : 3 : 2.
+# heartbeats, statuses and meter values in the proportions 3 : 3 : 2. The meter values go
+# to the charging third only (connector 1, in its session once it has one).
 STEADY_KINDS = (
     "status",
     "heartbeat",
@@ -107,6 +124,8 @@ class ChargePoint:
         self.step = 0
         self.n = 0
         self.sessions = 0  # connections so far (each reports every connector afresh)
+        self.transaction: int | None = None  # the session going on at connector 1
+        self.energy = 0  # Wh, connector 1's register
 
 
 class Client:
@@ -116,6 +135,9 @@ class Client:
             ChargePoint(f"{args.prefix}{n:05d}", args.connectors)
             for n in range(args.first, args.first + args.count)
         ]
+        self.charging = self.fleet[::3]  # the third that charges once sessions exist
+        for cp in self.charging:
+            cp.energy = 10_000
         self.connected = 0
         self.failed = 0
         self.dropped = 0
@@ -125,6 +147,8 @@ class Client:
         self.acked = 0
         self.errors = 0
         self.acked_statuses = 0
+        self.step_started = 0.0  # when the step going on began (monotonic)
+        self.late = 0  # answers, in this step, to a message sent in an earlier one
         # Sockets closed with 1012 (a deploy), and how many came back, when.
         self.restarted = self.back = 0
         self.first_restart = self.last_back = None
@@ -195,7 +219,11 @@ class Client:
                 if waiting is None:
                     continue
                 sent, what = waiting
-                if kind == "3":
+                if what == "start" and kind == "3":  # '[3,"id",{"transactionId":7,...}]'
+                    cp.transaction = json.loads(raw)[2].get("transactionId")
+                if sent < self.step_started:  # not this step's: not in its figures
+                    self.late += 1
+                elif kind == "3":
                     self.acked += 1
                     self.acked_statuses += what == "status"
                     self.latencies.append(time.monotonic() - sent)
@@ -253,47 +281,75 @@ class Client:
             flush=True,
         )
 
-    async def offer(self, rate: float | None, seconds: float, label: str) -> None:
-        """Offer `rate` StatusNotifications a second, or (`rate` None) the steady mix."""
-        mix = rate is None
+    def _next(self, pool: list[ChargePoint], start: int) -> tuple[ChargePoint | None, int]:
+        """The next charge point of `pool` from `start` with no call outstanding, and where
+        to look next time (None: every one of them is busy)."""
+        for offset in range(len(pool)):
+            cp = pool[(start + offset) % len(pool)]
+            if not cp.busy:
+                return cp, (start + offset + 1) % len(pool)
+        return None, start
+
+    def _frame(self, kind: str, cp: ChargePoint, message_id: str, at: str) -> str:
+        connector = 1 + cp.n % cp.connectors
+        if kind == "heartbeat":
+            return HEARTBEAT.format(id=message_id)
+        if kind == "start":
+            return START.format(id=message_id, tag=f"T{cp.identity}", meter=cp.energy, at=at)
+        if kind == "meter" and cp.transaction is not None:
+            cp.energy += POWER_W * 30 // 3600  # what 30 s of charging adds
+            return SESSION_METER.format(
+                id=message_id, transaction=cp.transaction, at=at, value=cp.energy, power=POWER_W
+            )
+        if kind == "meter":  # no session (the sessions step was left out, or failed)
+            return METER.format(id=message_id, connector=connector, at=at, value=cp.n)
+        return STATUS.format(
+            id=message_id, connector=connector, status=STATUSES[cp.n % len(STATUSES)], at=at
+        )
+
+    async def offer(self, rate: float | str | None, seconds: float, label: str) -> None:
+        """Offer `rate` StatusNotifications a second; or (`rate` None) the steady mix; or
+        (`rate` "sessions") a StartTransaction from each charge point of the charging third
+        that has no session yet, spread over the step."""
+        mix, starting = rate is None, rate == "sessions"
         if mix:
             rate = STEADY_PER_CP * len(self.fleet)
-        self.acked = self.errors = self.acked_statuses = 0
+        elif starting:
+            rate = len(self.charging) / seconds
+        self.acked = self.errors = self.acked_statuses = self.late = 0
         self.latencies, self.sent_at = [], []
+        self.step_started = time.monotonic()
         sent = skipped = 0
         cpu_start = cpu()
         live = [cp for cp in self.fleet if cp.ws is not None]
-        cursor = 0
+        charging = [cp for cp in self.charging if cp.ws is not None]
+        cursors = {"all": 0, "charging": 0}
         tick = 0.01
         start = time.monotonic()
         while (now := time.monotonic()) - start < seconds:
             at = _now()
             # Messages due by now (from the elapsed time, so that a slow tick catches up).
             while sent + skipped < rate * (now - start):
-                for _ in range(len(live)):  # the next charge point with no call outstanding
-                    cp = live[cursor]
-                    cursor = (cursor + 1) % len(live)
-                    if not cp.busy:
-                        break
+                if starting:
+                    kind = "start"
+                elif mix:
+                    kind = STEADY_KINDS[(sent + skipped) % len(STEADY_KINDS)]
                 else:
+                    kind = "status"
+                if kind == "start":  # the charging third, each once
+                    pool = [cp for cp in charging if cp.transaction is None]
+                    cp, _ = self._next(pool, 0) if pool else (None, 0)
+                else:
+                    name = "charging" if kind == "meter" else "all"
+                    pool = charging if kind == "meter" else live
+                    cp, cursors[name] = self._next(pool, cursors[name])
+                if cp is None:
                     skipped += 1
                     continue
                 cp.busy = True
                 cp.n += 1
                 message_id = f"{label}-{cp.n}"
-                kind = STEADY_KINDS[sent % len(STEADY_KINDS)] if mix else "status"
-                connector = 1 + cp.n % cp.connectors
-                if kind == "heartbeat":
-                    frame = HEARTBEAT.format(id=message_id)
-                elif kind == "meter":
-                    frame = METER.format(id=message_id, connector=connector, at=at, value=cp.n)
-                else:
-                    frame = STATUS.format(
-                        id=message_id,
-                        connector=connector,
-                        status=STATUSES[cp.n % len(STATUSES)],
-                        at=at,
-                    )
+                frame = self._frame(kind, cp, message_id, at)
                 cp.waiting[message_id] = (time.monotonic(), kind)
                 sent += 1
                 try:
@@ -322,6 +378,7 @@ class Client:
                     "acked": self.acked,
                     "acked_statuses": self.acked_statuses,
                     "errors": self.errors,
+                    "late": self.late,
                     "p50_ms": latencies[len(latencies) // 2] * 1000,
                     "p99_ms": latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1000,
                     "worst_ms": worst,
@@ -389,11 +446,15 @@ def main() -> None:
     parser.add_argument(
         "--steps",
         type=lambda text: [
-            (None if rate == "steady" else float(rate), float(seconds))
+            (
+                None if rate == "steady" else rate if rate == "sessions" else float(rate),
+                float(seconds),
+            )
             for rate, seconds in (step.split(":") for step in text.split(","))
         ],
         required=True,
-        help="rate:seconds,... (this process's share); `steady` for a rate: the steady mix",
+        help="rate:seconds,... (this process's share); `steady` for a rate: the steady mix; "
+        "`sessions`: a StartTransaction from each charge point of the charging third",
     )
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
