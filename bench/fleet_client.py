@@ -328,6 +328,12 @@ class Client:
         start = time.monotonic()
         while (now := time.monotonic()) - start < seconds:
             at = _now()
+            # The pools of charge points in which every one was found busy in this
+            # tick: no answer can free one before the next, so the rest of the tick's
+            # messages of that kind are not sent, without looking again (looking through
+            # 5,000 busy charge points for each message cost the generator 0.7 cores while
+            # a deploy's fleet was away).
+            exhausted = set()
             # Messages due by now (from the elapsed time, so that a slow tick catches up).
             while sent + skipped < rate * (now - start):
                 if starting:
@@ -336,14 +342,18 @@ class Client:
                     kind = STEADY_KINDS[(sent + skipped) % len(STEADY_KINDS)]
                 else:
                     kind = "status"
-                if kind == "start":  # the charging third, each once
+                name = {"start": "start", "meter": "charging"}.get(kind, "all")
+                cp = None
+                if name in exhausted:
+                    pass
+                elif name == "start":  # the charging third, each once
                     pool = [cp for cp in charging if cp.transaction is None]
                     cp, _ = self._next(pool, 0) if pool else (None, 0)
                 else:
-                    name = "charging" if kind == "meter" else "all"
-                    pool = charging if kind == "meter" else live
+                    pool = charging if name == "charging" else live
                     cp, cursors[name] = self._next(pool, cursors[name])
                 if cp is None:
+                    exhausted.add(name)
                     skipped += 1
                     continue
                 cp.busy = True
