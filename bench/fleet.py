@@ -48,7 +48,7 @@ from collections import Counter
 from pathlib import Path
 
 from common import ROOT, clean_up, database, serve, start_bare_server
-from fleet_client import BOOT, GAP, WINDOW, schedule
+from fleet_client import BOOT, GAP, WINDOW, quantile, schedule
 from live_latency import CYCLE, PASSWORD, browser, login
 from ocpp_load import PREFIX, fill, stored_statuses
 from sqlalchemy import func, select, update
@@ -254,6 +254,7 @@ async def observe(port: int, seconds: float, probes: list[int], browsers: int) -
     on other pages, come only as the stubs of new connectors (none here)."""
     cookie = await asyncio.to_thread(login, port, OBSERVER)
     stop, ready, received, sent, acks = asyncio.Event(), [], [], {}, []
+    acked_in = []  # ms from each probe status sent to its acknowledgement
     shown = [f"connector-{cp_id}-{number}" for cp_id in probes for number in (1, 2)]
     watching = [
         asyncio.create_task(browser(port, cookie, 0, received, stop, ready, shown))
@@ -297,6 +298,7 @@ async def observe(port: int, seconds: float, probes: list[int], browsers: int) -
                 await ws.send(frame)
                 if json.loads(await ws.recv())[0] == 3:
                     acks.append(token)
+                    acked_in.append((time.monotonic() - sent[token]) * 1000)
                 step += 1
 
     await asyncio.gather(*(probe(n) for n in range(len(probes))))
@@ -310,6 +312,10 @@ async def observe(port: int, seconds: float, probes: list[int], browsers: int) -
         return latencies[min(len(latencies) - 1, int(p * len(latencies)))]
 
     return {
+        # the part of it that is the acknowledgement (the batch's commit), the rest being
+        # the fan-out (Redis, the render, the sockets)
+        "ack_p50_ms": quantile(acked_in, 0.5),
+        "ack_p95_ms": quantile(acked_in, 0.95),
         "browsers": len(ready),
         "sent": len(sent),
         "acked": len(acks),
@@ -494,7 +500,9 @@ def main() -> int:
                 f"plugboard: live, {live['browsers']} browser sockets of the fleet's company "
                 f"watching the connectors list: {live['fragments']} probe fragments timed "
                 f"({live['sent']} probe statuses), p50 {live['p50_ms']:.1f} ms, p95 "
-                f"{live['p95_ms']:.1f} ms, p99 {live['p99_ms']:.1f} ms"
+                f"{live['p95_ms']:.1f} ms, p99 {live['p99_ms']:.1f} ms; the probes' "
+                f"acknowledgements p50 {live['ack_p50_ms']:.1f} ms, p95 "
+                f"{live['ack_p95_ms']:.1f} ms"
             )
 
         theirs = None
