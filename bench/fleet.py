@@ -200,6 +200,14 @@ def drive(
                 "skipped": sum(p["skipped"] for p in parts),
                 "errors": sum(p["errors"] for p in parts),
                 "late": sum(p["late"] for p in parts),
+                "by_kind": {  # the worst client's p50 and p99, every client's count
+                    kind: [
+                        max(p["by_kind"][kind][0] for p in parts if kind in p["by_kind"]),
+                        max(p["by_kind"][kind][1] for p in parts if kind in p["by_kind"]),
+                        sum(p["by_kind"][kind][2] for p in parts if kind in p["by_kind"]),
+                    ]
+                    for kind in sorted({k for p in parts for k in p["by_kind"]})
+                },
                 "p50_ms": max(p["p50_ms"] for p in parts),
                 "p99_ms": max(p["p99_ms"] for p in parts),
                 "server_cpu_ms_per_ack": server_cpu[index] / max(1, acked) * 1000,
@@ -397,6 +405,14 @@ def show(name: str, figures: dict) -> None:
             + " ".join(f"{worst:.0f}" for worst in step["worst_ms"])
             + " ms"
         )
+        if len(step["by_kind"]) > 1:  # the steady mix
+            print(
+                "    by kind: "
+                + ", ".join(
+                    f"{kind} p50 {p50:.1f} ms, p99 {p99:.1f} ms ({count:,})"
+                    for kind, (p50, p99, count) in step["by_kind"].items()
+                )
+            )
         if step["late"]:  # the server was still answering the step before
             print(f"    answers to an earlier step's messages, not counted here: {step['late']}")
 

@@ -144,6 +144,7 @@ class Client:
         self.connect_latencies: list[float] = []
         self.latencies: list[float] = []
         self.sent_at: list[float] = []  # when each of `latencies` was sent
+        self.kinds: list[str] = []  # and what it was (status, heartbeat, meter, start)
         self.acked = 0
         self.errors = 0
         self.acked_statuses = 0
@@ -228,6 +229,7 @@ class Client:
                     self.acked_statuses += what == "status"
                     self.latencies.append(time.monotonic() - sent)
                     self.sent_at.append(sent)
+                    self.kinds.append(what)
                 else:
                     self.errors += 1
         except Exception:
@@ -317,7 +319,7 @@ class Client:
         elif starting:
             rate = len(self.charging) / seconds
         self.acked = self.errors = self.acked_statuses = self.late = 0
-        self.latencies, self.sent_at = [], []
+        self.latencies, self.sent_at, self.kinds = [], [], []
         self.step_started = time.monotonic()
         sent = skipped = 0
         cpu_start = cpu()
@@ -376,10 +378,18 @@ class Client:
             window = min(len(worst) - 1, int((sent_at - start) // WINDOW))
             worst[window] = max(worst[window], latency * 1000)
         latencies = sorted(self.latencies) or [0.0]
+        by_kind: dict[str, list[float]] = {}
+        for kind, latency in zip(self.kinds, self.latencies, strict=True):
+            by_kind.setdefault(kind, []).append(latency * 1000)
         print(
             json.dumps(
                 {
                     "phase": "step",
+                    # p50, p99 and count of each kind of message
+                    "by_kind": {
+                        kind: [quantile(values, 0.5), quantile(values, 0.99), len(values)]
+                        for kind, values in by_kind.items()
+                    },
                     "label": label,
                     "rate": rate,
                     "seconds": seconds,
