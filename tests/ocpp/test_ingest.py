@@ -317,9 +317,10 @@ def test_a_status_stored_by_the_batch_costs_its_handler_no_transaction(app, worl
 
 
 def test_the_meter_values_of_a_batch_read_their_sessions_in_one_query(app, world):
-    """Meter values of three sessions in one batch: their transactions are read together
-    (one SELECT, not one per message), and each session and connector gets its own
-    energy."""
+    """Meter values of three sessions in one batch: their transactions are read with the
+    connectors (one SELECT in all, not one per message, nor one more for the sessions),
+    and each session and connector gets its own energy; values of an earlier session of a
+    connector (sent late) go to that session, read in one more SELECT."""
     from decimal import Decimal
 
     from dashboard.models import ChargePoint, Transaction
@@ -358,11 +359,44 @@ def test_the_meter_values_of_a_batch_read_their_sessions_in_one_query(app, world
     with recorded_statements(app) as statements, app.app_context():
         batcher._write(items)
     assert [item.error for item in items] == [None] * 3
-    read = [s for s in statements if s.lstrip().startswith("SELECT") and "FROM transactions" in s]
+    read = [s for s in statements if s.lstrip().startswith("SELECT")]
     assert len(read) == 1, read
+    assert "transactions" in read[0] and "connectors" in read[0]
     with app.app_context():
         for n in (1, 2, 3):
             transaction = db.session.get(Transaction, sessions[n])
             assert transaction.last_energy_wh == Decimal(1000 * n + 500)
             connector = db.session.get(Connector, (n, world.cp_a))
             assert connector.session_energy_wh == Decimal(500)
+        # a new session at connector 1; the first one's last values arrive late
+        chargepoint = db.session.get(ChargePoint, world.cp_a)
+        later, _ = start_transaction(
+            chargepoint,
+            connector_id=1,
+            id_tag="TAG",
+            meter_start=5000,
+            timestamp=started + timedelta(hours=1),
+        )
+        db.session.commit()
+        later = later.id
+    late = [
+        _Item(
+            world.cp_a,
+            {
+                "connector_id": 1,
+                "transaction_id": transaction_id,
+                "meter_values": [(started + timedelta(minutes=m), [{"value": str(v)}])],
+            },
+            METER,
+        )
+        for transaction_id, m, v in ((sessions[1], 2, 1700), (later, 62, 5100))
+    ]
+    with recorded_statements(app) as statements, app.app_context():
+        batcher._write(late)
+    assert [item.error for item in late] == [None] * 2
+    read = [s for s in statements if s.lstrip().startswith("SELECT")]
+    assert len(read) == 2, read  # the connectors with their sessions; the earlier session
+    with app.app_context():
+        assert db.session.get(Transaction, sessions[1]).last_energy_wh == Decimal(1700)
+        assert db.session.get(Transaction, later).last_energy_wh == Decimal(5100)
+        assert db.session.get(Connector, (1, world.cp_a)).session_energy_wh == Decimal(100)
