@@ -5,7 +5,7 @@ reconnects at once, the connected and disconnected marks and the BootNotificatio
 Each is handed to the batcher and answered only once its transaction has committed, so an
 acknowledged status or meter value is a stored one. While one batch is being written, the
 next one gathers: under load, hundreds of messages share one transaction, one query that
-loads their connectors (and one their meter values' sessions), batched INSERTs of history
+loads their connectors (with the sessions going on at them), batched INSERTs of history
 rows and samples, and one UPDATE of "last seen" for all their charge points, instead of a
 transaction each. Every change still goes through its service (`record_ocpp_status` and
 `apply_status`, `record_meter_values`): only the commit is shared. A batch that fails is
