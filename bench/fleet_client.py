@@ -62,7 +62,8 @@ POWER_W = 11_000  # what a charging connector draws (a 3-phase 16 A wallbox)
 # a status change per connector every 2 minutes on average (two connectors: one a minute),
 # and, for the third of them charging, MeterValues every 30 s (one every 90 s over all):
 # heartbeats, statuses and meter values in the proportions 3 : 3 : 2. The meter values go
-# to the charging third only (connector 1, in its session once it has one).
+# to the charging third only (connector 1 in its session once it has one; either
+# connector, without a transactionId, when the sessions step was left out).
 STEADY_KINDS = (
     "status",
     "heartbeat",

@@ -150,8 +150,9 @@ class StatusBatcher(Gatherer):
         # kept until the batch is recorded. Not their companies: ingest needs only ids.
         # With meter values among them, the same query reads the session going on at each
         # connector (the one a charging connector's meter values go to): a round trip
-        # fewer per batch than reading them apart (measured: the fleet's steady state
-        # with a third charging, 10 round trips a batch instead of 8 without sessions).
+        # fewer per batch than a SELECT of the sessions of its own (the fleet bench's
+        # steady state with a third charging showed no latency gain from it, a hair less
+        # CPU: README, Benchmarks, 29 November, sixth session).
         query = (
             select(Connector)
             .options(joinedload(Connector.chargepoint).lazyload(ChargePoint.company))
