@@ -215,17 +215,30 @@ def _end(kind: str, subject: str, at: datetime) -> None:
     _end_all(kind, {subject: at})
 
 
-def _end_all(kind: str, ended: dict[str, datetime]) -> None:
+def _end_all(
+    kind: str, ended: dict[str, datetime], begun_by: dict[str, datetime] | None = None
+) -> None:
     """`_end` for many subjects (each with the time its condition ended) at once: one
     DELETE of the pending incidents and one UPDATE of the open ones (a fleet back after an
-    outage ends thousands of pending offline conditions in a sweep)."""
+    outage ends thousands of pending offline conditions in a sweep). `begun_by`, if
+    given: only a pending incident begun by then (or by the end) is forgotten; one begun
+    later (the charge point gone again between the sweep's read and this DELETE) is a new
+    condition, and stays."""
     if not ended:
         return
-    db.session.execute(
-        delete(Incident)
-        .where(Incident.kind == kind, among(Incident.subject, ended), Incident.state == "pending")
-        .execution_options(synchronize_session=False)
+    forget = delete(Incident).where(
+        Incident.kind == kind, among(Incident.subject, ended), Incident.state == "pending"
     )
+    if begun_by is not None:
+        latest = {subject: max(at, begun_by.get(subject, at)) for subject, at in ended.items()}
+        forget = forget.where(
+            Incident.since
+            <= case(
+                {subject: literal(at, UTCDateTime()) for subject, at in latest.items()},
+                value=Incident.subject,
+            )
+        )
+    db.session.execute(forget.execution_options(synchronize_session=False))
     still_open = db.session.scalars(
         select(Incident.subject).where(
             Incident.kind == kind, among(Incident.subject, ended), Incident.state == "open"
@@ -448,6 +461,8 @@ def sweep(now: datetime | None = None) -> bool:
             or now
             for incident, cp in ended
         },
+        # the incidents read above, not one begun since (gone again meanwhile)
+        begun_by={incident.subject: incident.since for incident, _ in ended},
     )
     _flapping(now, in_force)
     # Pending incidents whose hold-down has passed: open. Only those old enough for the

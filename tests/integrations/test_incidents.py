@@ -155,6 +155,36 @@ def test_the_disconnection_of_an_older_connection_leaves_the_newer_one(app, worl
     assert _incidents(app) == []
 
 
+def test_a_sweep_that_read_a_reconnect_leaves_a_disconnection_begun_after_its_read(app, world):
+    """The sweep reads the offline conditions of connected charge points, then forgets
+    them; a charge point gone again in between (its earlier condition already forgotten by
+    another sweep) has a new condition that the DELETE must leave (it deleted by subject,
+    and the new one with it: the charge point offline with no incident; seen once as a
+    CI failure of the test below, a test server's sweep running beside the test's)."""
+    subject = str(world.cp_a)
+    with app.app_context():
+        since = record_connected(world.cp_a)
+        db.session.commit()
+        record_disconnections([(world.cp_a, since)])
+        db.session.commit()
+        first = db.session.scalar(select(Incident.since).where(Incident.subject == subject))
+        back = record_connected(world.cp_a)
+        db.session.commit()
+        # what a sweep read now: the condition begun at `first`, ended at `back`; another
+        # sweep forgets it, and the charge point goes again before this one writes
+        db.session.execute(db.delete(Incident).where(Incident.subject == subject))
+        db.session.commit()
+        record_disconnections([(world.cp_a, back)])
+        db.session.commit()
+        incidents._end_all("offline", {subject: back}, begun_by={subject: first})
+        db.session.commit()
+    assert _incidents(app) == [("offline", "pending", subject)]
+    with app.app_context():  # the condition it read is forgotten, as before
+        incidents._end_all("offline", {subject: utcnow()}, begun_by={subject: first})
+        db.session.commit()
+    assert _incidents(app) == []
+
+
 def test_offline_after_five_minutes_and_a_quick_reconnect_is_nothing(app, world):
     with app.app_context():
         since = record_connected(world.cp_a)
