@@ -215,29 +215,21 @@ def _end(kind: str, subject: str, at: datetime) -> None:
     _end_all(kind, {subject: at})
 
 
-def _end_all(
-    kind: str, ended: dict[str, datetime], begun_by: dict[str, datetime] | None = None
-) -> None:
+def _end_all(kind: str, ended: dict[str, datetime], begun_before: datetime | None = None) -> None:
     """`_end` for many subjects (each with the time its condition ended) at once: one
     DELETE of the pending incidents and one UPDATE of the open ones (a fleet back after an
-    outage ends thousands of pending offline conditions in a sweep). `begun_by`, if
-    given: only a pending incident begun by then (or by the end) is forgotten; one begun
-    later (the charge point gone again between the sweep's read and this DELETE) is a new
-    condition, and stays."""
+    outage ends thousands of pending offline conditions in a sweep). `begun_before`, if
+    given (when the caller read what ended): only a pending incident begun before it is
+    forgotten, not one begun since (the charge point gone again between the sweep's read
+    and this DELETE: a new condition, which stays; by id would not do, as SQLite gives a
+    new row the id of the one just deleted)."""
     if not ended:
         return
     forget = delete(Incident).where(
         Incident.kind == kind, among(Incident.subject, ended), Incident.state == "pending"
     )
-    if begun_by is not None:
-        latest = {subject: max(at, begun_by.get(subject, at)) for subject, at in ended.items()}
-        forget = forget.where(
-            Incident.since
-            <= case(
-                {subject: literal(at, UTCDateTime()) for subject, at in latest.items()},
-                value=Incident.subject,
-            )
-        )
+    if begun_before is not None:
+        forget = forget.where(Incident.since < begun_before)
     db.session.execute(forget.execution_options(synchronize_session=False))
     still_open = db.session.scalars(
         select(Incident.subject).where(
@@ -442,6 +434,7 @@ def sweep(now: datetime | None = None) -> bool:
         )
     db.session.flush()
     # Offline conditions of charge points connected and heard now: ended.
+    looked = utcnow()  # the real time, whatever `now` the sweep was given
     ended = db.session.execute(
         select(Incident, ChargePoint)
         .join(ChargePoint, Incident.cp_id == ChargePoint.id)
@@ -461,8 +454,8 @@ def sweep(now: datetime | None = None) -> bool:
             or now
             for incident, cp in ended
         },
-        # the incidents read above, not one begun since (gone again meanwhile)
-        begun_by={incident.subject: incident.since for incident, _ in ended},
+        # the conditions read above, not one begun since (gone again meanwhile)
+        begun_before=looked,
     )
     _flapping(now, in_force)
     # Pending incidents whose hold-down has passed: open. Only those old enough for the

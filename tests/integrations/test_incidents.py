@@ -167,20 +167,20 @@ def test_a_sweep_that_read_a_reconnect_leaves_a_disconnection_begun_after_its_re
         db.session.commit()
         record_disconnections([(world.cp_a, since)])
         db.session.commit()
-        first = db.session.scalar(select(Incident.since).where(Incident.subject == subject))
         back = record_connected(world.cp_a)
         db.session.commit()
-        # what a sweep read now: the condition begun at `first`, ended at `back`; another
-        # sweep forgets it, and the charge point goes again before this one writes
+        looked = utcnow()
+        # a sweep reads now (`looked`): the condition ended at `back`; another sweep
+        # forgets it, and the charge point goes again before this one writes
         db.session.execute(db.delete(Incident).where(Incident.subject == subject))
         db.session.commit()
         record_disconnections([(world.cp_a, back)])
         db.session.commit()
-        incidents._end_all("offline", {subject: back}, begun_by={subject: first})
+        incidents._end_all("offline", {subject: back}, begun_before=looked)
         db.session.commit()
     assert _incidents(app) == [("offline", "pending", subject)]
-    with app.app_context():  # the condition it read is forgotten, as before
-        incidents._end_all("offline", {subject: utcnow()}, begun_by={subject: first})
+    with app.app_context():  # a condition begun before a sweep looks is forgotten
+        incidents._end_all("offline", {subject: utcnow()}, begun_before=utcnow())
         db.session.commit()
     assert _incidents(app) == []
 
