@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import os
 import shutil
 import subprocess
 import sys
@@ -59,8 +60,11 @@ def serve(
     url: str, workers: int, log: Path, env: dict | None = None
 ) -> tuple[subprocess.Popen, int]:
     """The app under gunicorn (gevent workers) on a free loopback port; several workers
-    get a Redis of their own, as they need (stopped when the benchmark exits)."""
+    get a Redis of their own, as they need (stopped when the benchmark exits).
+    BENCH_LOG_LEVEL, if set, is the server's log level (warning otherwise)."""
     env = dict(env or {})
+    if os.environ.get("BENCH_LOG_LEVEL"):
+        env["LOG_LEVEL"] = os.environ["BENCH_LOG_LEVEL"]
     if workers > 1:
         redis = RedisServer().start()
         atexit.register(redis.stop)

@@ -313,11 +313,7 @@ async def observe(port: int, seconds: float, probes: list[int], browsers: int) -
     await asyncio.sleep(2)
     stop.set()
     await asyncio.gather(*watching)
-    latencies = sorted((at - sent[token]) * 1000 for _, token, at in received if token in sent)
-    latencies = latencies or [float("nan")]
-
-    def pct(p: float) -> float:
-        return latencies[min(len(latencies) - 1, int(p * len(latencies)))]
+    latencies = [(at - sent[token]) * 1000 for _, token, at in received if token in sent]
 
     return {
         # the part of it that is the acknowledgement (the batch's commit), the rest being
@@ -328,9 +324,9 @@ async def observe(port: int, seconds: float, probes: list[int], browsers: int) -
         "sent": len(sent),
         "acked": len(acks),
         "fragments": len(latencies),
-        "p50_ms": pct(0.5),
-        "p95_ms": pct(0.95),
-        "p99_ms": pct(0.99),
+        "p50_ms": quantile(latencies, 0.5),
+        "p95_ms": quantile(latencies, 0.95),
+        "p99_ms": quantile(latencies, 0.99),
     }
 
 

@@ -75,6 +75,9 @@ STEADY_KINDS = (
     "heartbeat",
 )
 STEADY_PER_CP = 1 / 60 + 1 / 60 + 1 / 90  # messages per second per charge point
+# The charge points each kind of message goes to: those without a session (each sends one
+# StartTransaction), the charging third, or (any other kind) every one.
+POOLS = {"start": "start", "meter": "charging"}
 
 
 def cpu() -> float:
@@ -345,7 +348,7 @@ class Client:
                     kind = STEADY_KINDS[(sent + skipped) % len(STEADY_KINDS)]
                 else:
                     kind = "status"
-                name = {"start": "start", "meter": "charging"}.get(kind, "all")
+                name = POOLS.get(kind, "all")
                 cp = None
                 if name in exhausted:
                     pass

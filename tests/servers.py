@@ -134,7 +134,7 @@ def start_gunicorn(
         "SECRET_KEY": "test-server",
         "BIND": f"127.0.0.1:{port}",
         "WEB_CONCURRENCY": str(workers),
-        "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "warning"),
+        "LOG_LEVEL": "warning",
         **(env or {}),
     }
     with log_path.open("w") as log:  # the child keeps its own descriptor
