@@ -20,7 +20,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, case, delete, false, func, literal, or_, select, update
+from sqlalchemy import and_, case, delete, exists, false, func, literal, or_, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from dashboard.extensions import (
@@ -215,32 +215,47 @@ def _end(kind: str, subject: str, at: datetime) -> None:
     _end_all(kind, {subject: at})
 
 
-def _end_all(kind: str, ended: dict[str, datetime], begun_before: datetime | None = None) -> None:
+def _end_all(
+    kind: str,
+    ended: dict[str, datetime],
+    begun_before: datetime | None = None,
+    while_connected: bool = False,
+) -> None:
     """`_end` for many subjects (each with the time its condition ended) at once: one
     DELETE of the pending incidents and one UPDATE of the open ones (a fleet back after an
-    outage ends thousands of pending offline conditions in a sweep). `begun_before`, if
-    given (when the caller read what ended): only a pending incident begun before it is
-    forgotten, not one begun since (the charge point gone again between the sweep's read
-    and this DELETE: a new condition, which stays; by id would not do, as SQLite gives a
-    new row the id of the one just deleted)."""
+    outage ends thousands of pending offline conditions in a sweep).
+
+    For a caller that read what ended (the sweep) and writes a moment later, when a
+    charge point may have gone again in between: `begun_before`, only a pending incident
+    begun before it is forgotten, not one begun since (a new condition, which stays; by id
+    would not do, as SQLite gives a new row the id of the one just deleted);
+    `while_connected`, only the condition of a charge point still connected and not stale
+    ends (gone again while its condition was still recorded, the disconnection added no
+    row, and ending this one would leave it offline with no incident)."""
     if not ended:
         return
-    forget = delete(Incident).where(
-        Incident.kind == kind, among(Incident.subject, ended), Incident.state == "pending"
-    )
+    still = []
+    if while_connected:
+        still.append(
+            exists().where(
+                ChargePoint.id == Incident.cp_id,
+                ChargePoint.connected_since.is_not(None),
+                ChargePoint.stale_since.is_(None),
+            )
+        )
+    ended_here = [Incident.kind == kind, among(Incident.subject, ended), *still]
+    forget = delete(Incident).where(*ended_here, Incident.state == "pending")
     if begun_before is not None:
         forget = forget.where(Incident.since < begun_before)
     db.session.execute(forget.execution_options(synchronize_session=False))
     still_open = db.session.scalars(
-        select(Incident.subject).where(
-            Incident.kind == kind, among(Incident.subject, ended), Incident.state == "open"
-        )
+        select(Incident.subject).where(*ended_here, Incident.state == "open")
     ).all()
     if not still_open:
         return
     resolved = db.session.execute(
         update(Incident)
-        .where(Incident.kind == kind, among(Incident.subject, still_open))
+        .where(Incident.kind == kind, among(Incident.subject, still_open), *still)
         .where(Incident.state == "open")
         .values(
             state="resolved",
@@ -454,8 +469,10 @@ def sweep(now: datetime | None = None) -> bool:
             or now
             for incident, cp in ended
         },
-        # the conditions read above, not one begun since (gone again meanwhile)
+        # the conditions read above, of charge points still connected: not one begun
+        # since, nor one whose charge point went again meanwhile
         begun_before=looked,
+        while_connected=True,
     )
     _flapping(now, in_force)
     # Pending incidents whose hold-down has passed: open. Only those old enough for the

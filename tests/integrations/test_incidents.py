@@ -7,9 +7,10 @@ import json
 import time
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select, update
 
-from dashboard.extensions import db
+from dashboard.extensions import db, try_transaction_lock
 from dashboard.models import ChargePoint, Command, ConnectivityEvent, Incident
 from dashboard.models.types import utcnow
 from dashboard.services import incidents
@@ -183,6 +184,43 @@ def test_a_sweep_that_read_a_reconnect_leaves_a_disconnection_begun_after_its_re
         incidents._end_all("offline", {subject: utcnow()}, begun_before=utcnow())
         db.session.commit()
     assert _incidents(app) == []
+
+
+@pytest.mark.parametrize("state", ["pending", "open"])
+def test_a_sweep_that_read_a_reconnect_leaves_the_condition_of_a_charge_point_gone_again(
+    app, world, state
+):
+    """The sweep reads the offline conditions of connected charge points, then ends them;
+    a charge point gone again in between, while its condition was still recorded (pending
+    or open), added no row for the new disconnection: ending that condition left it
+    offline with no incident. Done in one transaction that holds the sweep, so that no
+    test server's sweep runs between the steps."""
+    subject = str(world.cp_a)
+    with app.app_context():
+        for _ in range(50):
+            if try_transaction_lock(incidents.SWEEP_LOCK):
+                break
+            db.session.rollback()
+            time.sleep(0.1)
+        else:
+            raise AssertionError("the sweep stayed held by another process for 5 s")
+        since = record_connected(world.cp_a)
+        record_disconnections([(world.cp_a, since)])
+        opened = utcnow() if state == "open" else None
+        db.session.execute(update(Incident).values(state=state, opened_at=opened))
+        time.sleep(0.002)
+        back = record_connected(world.cp_a)
+        looked = utcnow()  # the sweep reads: connected, its condition ended at `back`
+        time.sleep(0.002)
+        record_disconnections([(world.cp_a, back)])  # gone again before the sweep writes
+        incidents._end_all("offline", {subject: back}, begun_before=looked, while_connected=True)
+        db.session.commit()
+    assert _incidents(app) == [("offline", state, subject)]
+    with app.app_context():  # back for good: the next sweep ends it
+        back = record_connected(world.cp_a)
+        incidents._end_all("offline", {subject: back}, begun_before=utcnow(), while_connected=True)
+        db.session.commit()
+    assert _incidents(app) == ([] if state == "pending" else [("offline", "resolved", subject)])
 
 
 def test_offline_after_five_minutes_and_a_quick_reconnect_is_nothing(app, world):
