@@ -20,10 +20,12 @@ every charge point socket with 1012 and the charge points come back within 30 s 
 Prints, per step and server, what was acknowledged per second with p50 / p99, the worker
 CPU per acknowledged message (from /proc), and the load generator's own CPU; then the
 capacity of each (the highest step acknowledged at ≥ 98 % of what was offered with p99
-under 1 s), Plugboard's against the bare server's and against 2,000 persisted/s; every
-acknowledged status checked in the database; and the resident memory per 1,000 connected
-charge points per worker; for the deploy, the sockets closed with 1012, how many came
-back and how soon, acknowledged statuses missing and messages stored twice.
+under 1 s; a server that holds the top step has its limit above it, said so, and the ratio
+is then a bound, not a measure), Plugboard's against the bare server's and against 2,000
+persisted/s; every acknowledged status checked in the database; and the resident memory
+per 1,000 connected charge points per worker; for the deploy, the sockets closed with
+1012, how many came back and how soon, acknowledged statuses missing and messages stored
+twice.
 
     .venv/bin/python bench/fleet.py [--count 10000] [--rates 500,1000,1500,2000,2500]
         [--seconds 10] [--clients 2] [--storm 30] [--sessions 30] [--steady 30] [--browsers 10]
@@ -362,14 +364,23 @@ def stored_sessions(url: str) -> tuple[int, int]:
         return count, metered
 
 
-def capacity(figures: dict) -> float:
-    best = 0.0
+def capacity(figures: dict) -> tuple[float, bool]:
+    """The highest step acknowledged at >= 98 % with p99 under 1 s, and whether that was
+    the top step offered (then the server's limit lies above it, not measured)."""
+    best, top, at_top = 0.0, 0.0, False
     for step in figures["steps"]:
         if not isinstance(step["rate"], float) or step["deploy"]:
             continue
-        if step["acked_per_s"] >= 0.98 * step["rate"] and step["p99_ms"] < 1000:
+        held = step["acked_per_s"] >= 0.98 * step["rate"] and step["p99_ms"] < 1000
+        if held:
             best = max(best, step["acked_per_s"])
-    return best
+        if step["rate"] >= top:
+            top, at_top = step["rate"], held
+    return best, at_top
+
+
+def capacity_text(name: str, rate: float, at_top: bool) -> str:
+    return f"{name} {rate:,.0f}/s" + (" (the top step: its limit is higher)" if at_top else "")
 
 
 def show(name: str, figures: dict) -> None:
@@ -522,23 +533,33 @@ def main() -> int:
             bare, bare_port = start_bare_server()
             baseline = drive(f"ws://127.0.0.1:{bare_port}/ocpp", args, steps, [bare.pid])
             show("bare asyncio server", baseline)
-            theirs = capacity(baseline)
+            theirs, theirs_at_top = capacity(baseline)
 
-        ours = capacity(plugboard)
+        ours, ours_at_top = capacity(plugboard)
         worst_memory = max(plugboard["memory_mb_per_1000_per_worker"].values())
         print()
         if theirs is None:
-            print(f"capacity (>= 98 % acknowledged, p99 < 1 s): plugboard {ours:,.0f}/s")
+            print(
+                "capacity (>= 98 % acknowledged, p99 < 1 s): "
+                + capacity_text("plugboard", ours, ours_at_top)
+            )
             print("goal: plugboard >= 0.5 of the bare server: not measured (--no-bare)")
         else:
+            ratio = f"ratio {ours / theirs if theirs else 0:.2f}"
+            if ours_at_top and theirs_at_top:
+                ratio += " (both held the top step: raise --rates for the real ratio)"
+            elif theirs_at_top:
+                ratio += " (the bare server's limit is higher: at most this)"
             print(
-                f"capacity (>= 98 % acknowledged, p99 < 1 s): plugboard {ours:,.0f}/s, "
-                f"bare {theirs:,.0f}/s, ratio {ours / theirs if theirs else 0:.2f}"
+                "capacity (>= 98 % acknowledged, p99 < 1 s): "
+                f"{capacity_text('plugboard', ours, ours_at_top)}, "
+                f"{capacity_text('bare', theirs, theirs_at_top)}, {ratio}"
             )
-            print(
-                f"goal: plugboard >= 0.5 of the bare server: "
-                f"{'met' if theirs and ours >= 0.5 * theirs else 'NOT met'}"
-            )
+            if theirs_at_top and ours >= 0.5 * theirs:
+                verdict = "not measured (the bare server held the top step: raise --rates)"
+            else:
+                verdict = "met" if theirs and ours >= 0.5 * theirs else "NOT met"
+            print(f"goal: plugboard >= 0.5 of the bare server: {verdict}")
         print(f"goal: >= 2,000 persisted/s at p99 < 1 s: {'met' if ours >= 2000 else 'NOT met'}")
         steady = next((s for s in plugboard["steps"] if s["rate"] is None), None)
         if steady is not None:
