@@ -27,7 +27,7 @@ per 1,000 connected charge points per worker; for the deploy, the sockets closed
 1012, how many came back and how soon, acknowledged statuses missing and messages stored
 twice.
 
-    .venv/bin/python bench/fleet.py [--count 10000] [--rates 500,1000,1500,2000,2500]
+    .venv/bin/python bench/fleet.py [--count 10000] [--rates 1000,2000,3000,4000,6000,8000,10000]
         [--seconds 10] [--clients 2] [--storm 30] [--sessions 30] [--steady 30] [--browsers 10]
         [--deploy 75] [--deploy-rate 1000] [--no-bare]
 """
@@ -427,7 +427,7 @@ def show(name: str, figures: dict) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=10_000)
-    parser.add_argument("--rates", default="500,1000,1500,2000,2500")
+    parser.add_argument("--rates", default="1000,2000,3000,4000,6000,8000,10000")
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--clients", type=int, default=2)
     parser.add_argument("--storm", type=float, default=30)
