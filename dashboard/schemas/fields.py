@@ -99,8 +99,9 @@ class DecimalString(fields.Field):
 
 
 def format_datetime(value: datetime) -> str:
-    """ISO 8601 in UTC with a Z, to the second, as in the specification's examples."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """ISO 8601 in UTC with a Z, to the second, as in the specification's examples; the
+    year always in four digits (strftime's %Y writes the year 497 as "497")."""
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
 
 
 class UTCDateTime(fields.DateTime):

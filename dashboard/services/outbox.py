@@ -70,7 +70,7 @@ def iso(moment: datetime | None) -> str | None:
     """An aware datetime as RFC 3339 UTC with a Z, to the millisecond."""
     if moment is None:
         return None
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return moment.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"  # 4-digit year
 
 
 def emit(session: Session | None, event_type: str, company_id: int | None, data: dict) -> None:

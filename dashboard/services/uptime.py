@@ -1036,7 +1036,7 @@ def nevi_rows(
                 result = figures[key]
                 exists = result.seconds > 0
                 row += [
-                    start.strftime("%Y-%m"),
+                    f"{start.year:04d}-{start.month:02d}",
                     _number(result.uptime, 3) if exists else "",
                     _number(result.outage_seconds / 60) if exists else "",
                     _number(result.excluded_seconds / 60) if exists else "",

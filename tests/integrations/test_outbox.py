@@ -62,3 +62,16 @@ def test_a_rolled_back_transaction_leaves_no_event_and_nothing_pending(app, worl
         db.session.commit()
         assert _notes() == ["kept"]
         assert db.session.scalar(select(func.count()).select_from(pending_events)) == 0
+
+
+def test_times_are_rfc_3339_with_a_four_digit_year():
+    """strftime's %Y writes the year 497 as "497"; an event's times keep four digits."""
+    from datetime import UTC, datetime
+
+    from dashboard.schemas.fields import format_datetime
+
+    moment = datetime(497, 5, 14, 10, 39, 32, 654321, tzinfo=UTC)
+    assert outbox.iso(moment) == "0497-05-14T10:39:32.654Z"
+    assert outbox.iso(datetime(2026, 11, 29, 20, 1, 2, tzinfo=UTC)) == "2026-11-29T20:01:02.000Z"
+    assert outbox.iso(None) is None
+    assert format_datetime(moment) == "0497-05-14T10:39:32Z"

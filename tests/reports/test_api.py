@@ -113,3 +113,11 @@ def test_an_exclusion_for_a_missing_port_is_404(as_, world, history):
         "/api/v1/reports/exclusions", {**base, "chargepoint_id": world.cp_a, "connector_id": 9}
     )
     assert missing.status_code == 404
+
+
+def test_a_period_in_a_year_before_1000_keeps_four_digits(as_, history):
+    """strftime's %Y writes the year 497 as "497", which is no RFC 3339 date-time (found
+    by the schema fuzzer); the report says its period as it was asked."""
+    body = as_("user_a").get("/api/v1/reports/uptime?from=0497-05-14T10:39:32Z").json
+    data = body["res_data"]
+    assert (data["start"], data["end"]) == ("0497-05-14T10:39:32Z", "0497-06-01T00:00:00Z")
