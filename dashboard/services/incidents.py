@@ -215,6 +215,10 @@ def _end(kind: str, subject: str, at: datetime) -> None:
     _end_all(kind, {subject: at})
 
 
+# A charge point connected and not stale: the sweep's reads and its writes ask the same.
+_CONNECTED_NOT_STALE = (ChargePoint.connected_since.is_not(None), ChargePoint.stale_since.is_(None))
+
+
 def _end_all(
     kind: str,
     ended: dict[str, datetime],
@@ -234,16 +238,12 @@ def _end_all(
     row, and ending this one would leave it offline with no incident)."""
     if not ended:
         return
-    still = []
-    if while_connected:
-        still.append(
-            exists().where(
-                ChargePoint.id == Incident.cp_id,
-                ChargePoint.connected_since.is_not(None),
-                ChargePoint.stale_since.is_(None),
-            )
-        )
-    ended_here = [Incident.kind == kind, among(Incident.subject, ended), *still]
+    connected = (
+        (exists().where(ChargePoint.id == Incident.cp_id, *_CONNECTED_NOT_STALE),)
+        if while_connected
+        else ()
+    )
+    ended_here = [Incident.kind == kind, among(Incident.subject, ended), *connected]
     forget = delete(Incident).where(*ended_here, Incident.state == "pending")
     if begun_before is not None:
         forget = forget.where(Incident.since < begun_before)
@@ -255,7 +255,7 @@ def _end_all(
         return
     resolved = db.session.execute(
         update(Incident)
-        .where(Incident.kind == kind, among(Incident.subject, still_open), *still)
+        .where(Incident.kind == kind, among(Incident.subject, still_open), *connected)
         .where(Incident.state == "open")
         .values(
             state="resolved",
@@ -408,11 +408,7 @@ def sweep(now: datetime | None = None) -> bool:
     last_heard = func.coalesce(ChargePoint.last_seen, ChargePoint.connected_since)
     # Connected charge points that fell silent: stale, the offline condition begins.
     for cp in db.session.scalars(
-        select(ChargePoint).where(
-            ChargePoint.connected_since.is_not(None),
-            ChargePoint.stale_since.is_(None),
-            last_heard < now - silent_for,
-        )
+        select(ChargePoint).where(*_CONNECTED_NOT_STALE, last_heard < now - silent_for)
     ):
         if not _set_stale_since(cp, (cp.last_seen or cp.connected_since) + silent_for):
             continue  # another sweeper marked it first
@@ -456,8 +452,7 @@ def sweep(now: datetime | None = None) -> bool:
         .where(
             Incident.kind == "offline",
             Incident.state != "resolved",
-            ChargePoint.connected_since.is_not(None),
-            ChargePoint.stale_since.is_(None),
+            *_CONNECTED_NOT_STALE,
         )
     ).all()
     _end_all(

@@ -4,6 +4,7 @@ while its client is busy (PostgreSQL: the events move into `events` during the C
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func, select, text
@@ -12,6 +13,7 @@ from dashboard.extensions import db
 from dashboard.models import OutboxEvent
 from dashboard.models.event import pending_events
 from dashboard.models.types import utcnow
+from dashboard.schemas.fields import format_datetime
 from dashboard.services import outbox
 
 
@@ -66,10 +68,6 @@ def test_a_rolled_back_transaction_leaves_no_event_and_nothing_pending(app, worl
 
 def test_times_are_rfc_3339_with_a_four_digit_year():
     """strftime's %Y writes the year 497 as "497"; an event's times keep four digits."""
-    from datetime import UTC, datetime
-
-    from dashboard.schemas.fields import format_datetime
-
     moment = datetime(497, 5, 14, 10, 39, 32, 654321, tzinfo=UTC)
     assert outbox.iso(moment) == "0497-05-14T10:39:32.654Z"
     assert outbox.iso(datetime(2026, 11, 29, 20, 1, 2, tzinfo=UTC)) == "2026-11-29T20:01:02.000Z"
