@@ -202,7 +202,9 @@ def test_a_connector_deleted_under_a_batch_fails_it_as_the_unit_of_work_would(ap
         batcher._write([_Item(world.cp_a, status(n, "Available", 1)) for n in (1, 2)])
     removed = []
 
-    def remove_once(session, flush_context, instances):
+    # Deleted as the batch loads its connectors: after its read, before its write (when
+    # the batch's first flush came, it would wait for the batch's own locks).
+    def remove_once(session, instance):
         if not removed:
             removed.append(True)
             with db.engine.begin() as other:
@@ -217,11 +219,11 @@ def test_a_connector_deleted_under_a_batch_fails_it_as_the_unit_of_work_would(ap
         _Item(world.cp_a, status(2, "Charging", 2)),
     ]
     with app.app_context():
-        sa_event.listen(db.session(), "before_flush", remove_once)
+        sa_event.listen(db.session(), "loaded_as_persistent", remove_once)
         try:
             batcher._write(items)
         finally:
-            sa_event.remove(db.session(), "before_flush", remove_once)
+            sa_event.remove(db.session(), "loaded_as_persistent", remove_once)
     assert items[0].error is None
     with app.app_context():
         assert db.session.get(Connector, (1, world.cp_a)).connector_status == "Charging"
