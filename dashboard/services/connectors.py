@@ -9,8 +9,7 @@ from functools import lru_cache
 from sqlalchemy import Select, bindparam, func, inspect, select, text
 from sqlalchemy import event as sa_event
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, contains_eager
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm import InstanceState, Session, contains_eager
 from sqlalchemy.orm.base import NO_VALUE
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -422,24 +421,30 @@ def _write_connectors(session: Session, flush_context, instances) -> None:
     if instances is not None or session.get_bind().dialect.name != "postgresql":
         return
     groups: dict[tuple[str, ...], list[tuple[Connector, dict]]] = {}
+    done = []  # (state, dict) of every connector taken here
     for connector in session.dirty:
         if type(connector) is not Connector:
             continue
         state = inspect(connector)
-        if state.deleted or not state.committed_state.keys() <= _CONNECTOR_COLUMNS:
-            continue  # a change the unit of work had better write (a new key, say)
+        now = state.dict
+        if (
+            state.deleted
+            or not state.committed_state.keys() <= _CONNECTOR_COLUMNS
+            or not state.committed_state.keys() <= now.keys()
+        ):
+            continue  # a change the unit of work had better write (a new key, a deletion)
         # Its value when loaded (NO_VALUE: not loaded) against its value now: a value set
         # to what it was is no change (get_history's answer, at a fifth of its cost).
-        now = state.dict
         changed = {
             key: now[key]
             for key, was in state.committed_state.items()
-            if key in now and (was is NO_VALUE or was != now[key])
+            if was is NO_VALUE or was != now[key]
         }
+        done.append((state, now))
         if not changed:
             continue
         if "connector_updated" not in changed:
-            changed["connector_updated"] = utcnow()
+            changed["connector_updated"] = now["connector_updated"] = utcnow()
         groups.setdefault(tuple(sorted(changed)), []).append((connector, changed))
     for columns, members in groups.items():
         values = {
@@ -451,9 +456,9 @@ def _write_connectors(session: Session, flush_context, instances) -> None:
             raise StaleDataError(
                 f"UPDATE of connectors expected to match {len(members)} rows; {updated} matched"
             )
-        for connector, changed in members:  # written: nothing left for the unit of work
-            for key, value in changed.items():
-                set_committed_value(connector, key, value)
+    # Written (or nothing to write): unmodified, as the unit of work leaves what it
+    # flushed, so that it does not look at them again (a third of its flush of a batch).
+    InstanceState._commit_all_states(done, session.identity_map)
 
 
 @sa_event.listens_for(Session, "after_soft_rollback")

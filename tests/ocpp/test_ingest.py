@@ -402,3 +402,50 @@ def test_the_meter_values_of_a_batch_read_their_sessions_in_one_query(app, world
         assert db.session.get(Transaction, sessions[1]).last_energy_wh == Decimal(1700)
         assert db.session.get(Transaction, later).last_energy_wh == Decimal(5100)
         assert db.session.get(Connector, (1, world.cp_a)).session_energy_wh == Decimal(100)
+
+
+def test_a_connector_flushed_by_the_batch_and_changed_again_is_written_again(app, world):
+    """What the flush wrote is what the connector holds in memory (the updated time the
+    flush gave a late status too), and a change after that flush, in the same
+    transaction, is a change of its own."""
+    from dashboard.services.connectors import apply_status
+
+    now = datetime.now(UTC)
+
+    def ocpp(connector, name, seconds):
+        apply_status(
+            connector,
+            status=name,
+            error_code="NoError",
+            source="ocpp",
+            event_time=now + timedelta(seconds=seconds),
+        )
+
+    with app.app_context():
+        connector = db.session.get(Connector, (1, world.cp_a)) or Connector(
+            connector_id=1, connector_cp_id=world.cp_a
+        )
+        db.session.add(connector)
+        db.session.commit()
+        ocpp(connector, "Preparing", -50)
+        db.session.commit()
+        ocpp(connector, "Finishing", -60)  # late: only the time it was reported changes
+        db.session.flush()
+        assert not db.session.dirty
+        row = db.session.execute(
+            select(
+                Connector.connector_status,
+                Connector.connector_updated,
+                Connector.status_reported,
+            ).where(Connector.connector_cp_id == world.cp_a, Connector.connector_id == 1)
+        ).one()
+        assert row == ("Preparing", connector.connector_updated, connector.status_reported)
+        ocpp(connector, "Charging", -40)
+        db.session.commit()
+    with app.app_context():
+        assert db.session.get(Connector, (1, world.cp_a)).connector_status == "Charging"
+        assert db.session.scalars(
+            select(ConnectorStatusHistory.status)
+            .where(ConnectorStatusHistory.connector_cp_id == world.cp_a)
+            .order_by(ConnectorStatusHistory.id)
+        ).all()[-3:] == ["Preparing", "Finishing", "Charging"]
