@@ -458,6 +458,9 @@ def _write_connectors(session: Session, flush_context, instances) -> None:
             )
     # Written (or nothing to write): unmodified, as the unit of work leaves what it
     # flushed, so that it does not look at them again (a third of its flush of a batch).
+    # The unit of work's own step after a flush, a private one: SQLAlchemy is pinned, and
+    # tests/ocpp/test_ingest.py checks that a connector so left is written when changed
+    # again.
     InstanceState._commit_all_states(done, session.identity_map)
 
 
