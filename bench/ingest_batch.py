@@ -81,7 +81,7 @@ def main() -> int:
             now = utcnow()
             db.session.execute(db.update(ChargePoint).values(connected_since=now, last_seen=now))
             db.session.commit()
-            writer = StatusBatcher.__new__(StatusBatcher)  # its write, without its thread
+            writer = StatusBatcher(app)  # its write only: its thread starts on a submit
             work = list(batches(cp_ids, args.size, args.batches + 2))
             for batch in work[:2]:  # warm: caches, statements, the connection
                 writer._write(batch)

@@ -345,7 +345,7 @@ def apply_status(
     if is_new:
         connector.connector_created = now
     if source == "ocpp":
-        connector.status_timestamp = event_time or now
+        connector.status_timestamp = at
     announce(connector, "created" if is_new else "updated", was)
 
 
@@ -364,13 +364,12 @@ def _take_history(session: Session, flush_context, instances) -> None:
     PostgreSQL one of arrays, elsewhere an executemany), in the order they were queued
     (ids follow it): now, or, when new connectors are among what the flush inserts, once
     it has (`_write_history`)."""
-    rows = session.info.pop(_HISTORY, None)
-    if not rows:
+    if not session.info.get(_HISTORY):
         return
     if any(isinstance(new, Connector) for new in session.new):
-        session.info.setdefault(_FLUSHING_HISTORY, []).extend(rows)
+        session.info.setdefault(_FLUSHING_HISTORY, []).extend(session.info.pop(_HISTORY))
     else:
-        insert_all(ConnectorStatusHistory.__table__, rows, session.connection())
+        _insert_history(session, _HISTORY)
 
 
 @sa_event.listens_for(Session, "after_flush")
@@ -426,25 +425,25 @@ def _write_connectors(session: Session, flush_context, instances) -> None:
         if type(connector) is not Connector:
             continue
         state = inspect(connector)
-        now = state.dict
+        values = state.dict
         if (
             state.deleted
             or not state.committed_state.keys() <= _CONNECTOR_COLUMNS
-            or not state.committed_state.keys() <= now.keys()
+            or not state.committed_state.keys() <= values.keys()
         ):
             continue  # a change the unit of work had better write (a new key, a deletion)
         # Its value when loaded (NO_VALUE: not loaded) against its value now: a value set
         # to what it was is no change (get_history's answer, at a fifth of its cost).
         changed = {
-            key: now[key]
+            key: values[key]
             for key, was in state.committed_state.items()
-            if was is NO_VALUE or was != now[key]
+            if was is NO_VALUE or was != values[key]
         }
-        done.append((state, now))
+        done.append((state, values))
         if not changed:
             continue
         if "connector_updated" not in changed:
-            changed["connector_updated"] = now["connector_updated"] = utcnow()
+            changed["connector_updated"] = values["connector_updated"] = utcnow()
         groups.setdefault(tuple(sorted(changed)), []).append((connector, changed))
     for columns, members in groups.items():
         values = {
