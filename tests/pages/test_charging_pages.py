@@ -78,8 +78,10 @@ def test_the_sessions_page_lists_filters_and_exports(as_user, world, charging_no
     assert f'id="session-{going}"' in only_going and f'id="session-{past}"' not in only_going
     by_tag = admin.text("/sessions?tag=CARD-1")
     assert f'id="session-{going}"' in by_tag and f'id="session-{past}"' not in by_tag
+    # To the past session's day: the one going started 30 minutes ago, which is yesterday
+    # from midnight to half past (a window to yesterday failed then).
     by_day = admin.text(
-        f"/sessions?from={(NOW - timedelta(days=3)).date()}&to={(NOW - timedelta(days=1)).date()}"
+        f"/sessions?from={(NOW - timedelta(days=3)).date()}&to={(NOW - timedelta(days=2)).date()}"
     )
     assert f'id="session-{past}"' in by_day and f'id="session-{going}"' not in by_day
     rows = list(csv.DictReader(io.StringIO(admin.text("/sessions.csv"))))
