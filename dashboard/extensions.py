@@ -180,33 +180,68 @@ def unnest(table, names: tuple[str, ...]) -> tuple[str, list]:
     return f"unnest({casts})", binds
 
 
+def _unique_index(table):
+    """The one unique index of `table` that an upsert counts against (columns, WHERE)."""
+    (index,) = [index for index in table.indexes if index.unique]
+    where = index.dialect_options["postgresql"]["where"]
+    return [column.name for column in index.columns], where
+
+
+def _on_conflict(table, ignoring_duplicates: bool, counting_in: str | None) -> str:
+    if counting_in is not None:
+        columns, where = _unique_index(table)
+        return (
+            f" ON CONFLICT ({', '.join(columns)}) WHERE {where} DO UPDATE"
+            f" SET {counting_in} = {table.name}.{counting_in} + 1"
+        )
+    return " ON CONFLICT DO NOTHING" if ignoring_duplicates else ""
+
+
 @lru_cache(maxsize=64)
-def _insert_arrays(table, names: tuple[str, ...], ignoring_duplicates: bool = False):
+def _insert_arrays(
+    table, names: tuple[str, ...], ignoring_duplicates: bool = False, counting_in: str | None = None
+):
     arrays, binds = unnest(table, names)
     columns = ", ".join(names)
     return text(
         f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM {arrays} "
         f"WITH ORDINALITY AS r({columns}, n) ORDER BY n"
-        + (" ON CONFLICT DO NOTHING" if ignoring_duplicates else "")
+        + _on_conflict(table, ignoring_duplicates, counting_in)
     ).bindparams(*binds)
 
 
-def insert_all(table, rows: list[dict], connection=None, ignoring_duplicates: bool = False) -> None:
+def insert_all(
+    table,
+    rows: list[dict],
+    connection=None,
+    ignoring_duplicates: bool = False,
+    counting_in: str | None = None,
+) -> None:
     """INSERT `rows` (dicts with the same keys) into `table`, in their order (ids follow
     it), on `connection` (the session's by default): on PostgreSQL one statement of
     arrays, elsewhere an executemany. With `ignoring_duplicates`, a row a unique key
-    already holds is skipped (ON CONFLICT DO NOTHING)."""
+    already holds is skipped (ON CONFLICT DO NOTHING); with `counting_in` (a column), a
+    row that the table's unique index already holds adds one to that column of the row
+    there instead (which also locks it until the transaction ends). No two of `rows` may
+    be the same key then."""
     if not rows:
         return
     connection = connection or db.session.connection()
     if connection.dialect.name != "postgresql":
         statement = table.insert()
-        if ignoring_duplicates:
+        if counting_in is not None:
+            columns, where = _unique_index(table)
+            statement = sqlite.insert(table).on_conflict_do_update(
+                index_elements=columns,
+                index_where=where,
+                set_={counting_in: table.c[counting_in] + 1},
+            )
+        elif ignoring_duplicates:
             statement = sqlite.insert(table).on_conflict_do_nothing()
         connection.execute(statement, rows)
         return
     names = tuple(rows[0])
     connection.execute(
-        _insert_arrays(table, names, ignoring_duplicates),
+        _insert_arrays(table, names, ignoring_duplicates, counting_in),
         {n: [row[n] for row in rows] for n in names},
     )

@@ -46,6 +46,10 @@ class Incident(db.Model):
         ForeignKey("users.id", ondelete="SET NULL")
     )
     acknowledgement_note: Mapped[str | None] = mapped_column(String(500))
+    # How often the condition began again while this row was unresolved (a charge point
+    # disconnecting again before a sweep saw it back): a sweep ends only the condition as
+    # it read it, the count unchanged (services.incidents._end_all).
+    recurrences: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     chargepoint: Mapped[ChargePoint] = relationship(lazy="joined")
     acknowledged_by: Mapped[User | None] = relationship(lazy="joined")

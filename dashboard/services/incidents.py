@@ -20,7 +20,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, case, delete, exists, false, func, literal, or_, select, update
+from sqlalchemy import and_, case, delete, false, func, literal, or_, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from dashboard.extensions import (
@@ -215,7 +215,7 @@ def _end(kind: str, subject: str, at: datetime) -> None:
     _end_all(kind, {subject: at})
 
 
-# A charge point connected and not stale: the sweep's reads and its writes ask the same.
+# A charge point connected and not stale (the sweep's reads).
 _CONNECTED_NOT_STALE = (ChargePoint.connected_since.is_not(None), ChargePoint.stale_since.is_(None))
 
 
@@ -223,7 +223,7 @@ def _end_all(
     kind: str,
     ended: dict[str, datetime],
     begun_before: datetime | None = None,
-    while_connected: bool = False,
+    recurrences: dict[str, int] | None = None,
 ) -> None:
     """`_end` for many subjects (each with the time its condition ended) at once: one
     DELETE of the pending incidents and one UPDATE of the open ones (a fleet back after an
@@ -233,17 +233,28 @@ def _end_all(
     charge point may have gone again in between: `begun_before`, only a pending incident
     begun before it is forgotten, not one begun since (a new condition, which stays; by id
     would not do, as SQLite gives a new row the id of the one just deleted);
-    `while_connected`, only the condition of a charge point still connected and not stale
-    ends (gone again while its condition was still recorded, the disconnection added no
-    row, and ending this one would leave it offline with no incident)."""
+    `recurrences`, each subject's count of recurrences as read: only a condition that has
+    not begun again since ends. A charge point gone again while its condition was still
+    recorded added no row but counted the recurrence on it (`on_disconnected`); ending the
+    condition would leave it offline with no incident. A disconnection still being
+    written holds that row's lock, so the DELETE or UPDATE waits for it and compares the
+    count it committed (PostgreSQL re-checks a row updated meanwhile; a condition on the
+    charge point instead, as before 30 November, was read from the statement's snapshot
+    and missed it)."""
     if not ended:
         return
-    connected = (
-        (exists().where(ChargePoint.id == Incident.cp_id, *_CONNECTED_NOT_STALE),)
-        if while_connected
+    unchanged = (
+        (
+            Incident.recurrences
+            == case(
+                {subject: literal(count) for subject, count in recurrences.items()},
+                value=Incident.subject,
+            ),
+        )
+        if recurrences is not None
         else ()
     )
-    ended_here = [Incident.kind == kind, among(Incident.subject, ended), *connected]
+    ended_here = [Incident.kind == kind, among(Incident.subject, ended), *unchanged]
     forget = delete(Incident).where(*ended_here, Incident.state == "pending")
     if begun_before is not None:
         forget = forget.where(Incident.since < begun_before)
@@ -255,7 +266,7 @@ def _end_all(
         return
     resolved = db.session.execute(
         update(Incident)
-        .where(Incident.kind == kind, among(Incident.subject, still_open), *connected)
+        .where(Incident.kind == kind, among(Incident.subject, still_open), *unchanged)
         .where(Incident.state == "open")
         .values(
             state="resolved",
@@ -358,7 +369,7 @@ def on_disconnected(chargepoints: list[tuple[int, int]], at: datetime) -> None:
             _condition("offline", company_id, cp_id, None, at, detail="disconnected")
             for cp_id, company_id in chargepoints
         ],
-        ignoring_duplicates=True,
+        counting_in="recurrences",  # recorded already: gone again (see `_end_all`)
     )
 
 
@@ -464,10 +475,10 @@ def sweep(now: datetime | None = None) -> bool:
             or now
             for incident, cp in ended
         },
-        # the conditions read above, of charge points still connected: not one begun
-        # since, nor one whose charge point went again meanwhile
+        # the conditions read above: not one begun since, nor one whose charge point
+        # went again meanwhile
         begun_before=looked,
-        while_connected=True,
+        recurrences={incident.subject: incident.recurrences for incident, _ in ended},
     )
     _flapping(now, in_force)
     # Pending incidents whose hold-down has passed: open. Only those old enough for the

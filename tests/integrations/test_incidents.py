@@ -4,6 +4,7 @@ unavailability, offline and stale charge points, flapping, acknowledgement."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 from datetime import timedelta
 
@@ -211,16 +212,60 @@ def test_a_sweep_that_read_a_reconnect_leaves_the_condition_of_a_charge_point_go
         time.sleep(0.002)
         back = record_connected(world.cp_a)
         looked = utcnow()  # the sweep reads: connected, its condition ended at `back`
+        read = {subject: _recurrences(subject)}
         time.sleep(0.002)
         record_disconnections([(world.cp_a, back)])  # gone again before the sweep writes
-        incidents._end_all("offline", {subject: back}, begun_before=looked, while_connected=True)
+        incidents._end_all("offline", {subject: back}, begun_before=looked, recurrences=read)
         db.session.commit()
     assert _incidents(app) == [("offline", state, subject)]
     with app.app_context():  # back for good: the next sweep ends it
+        assert _recurrences(subject) == 1
         back = record_connected(world.cp_a)
-        incidents._end_all("offline", {subject: back}, begun_before=utcnow(), while_connected=True)
+        read = {subject: _recurrences(subject)}
+        incidents._end_all("offline", {subject: back}, begun_before=utcnow(), recurrences=read)
         db.session.commit()
     assert _incidents(app) == ([] if state == "pending" else [("offline", "resolved", subject)])
+
+
+def _recurrences(subject: str) -> int:
+    return db.session.scalar(
+        select(Incident.recurrences).where(
+            Incident.subject == subject, Incident.state != "resolved"
+        )
+    )
+
+
+def test_a_disconnection_still_being_written_keeps_its_condition_through_a_sweep(
+    app, world, backend
+):
+    """PostgreSQL: a sweep reads a charge point connected, with its offline condition
+    pending, while the charge point's next disconnection is written but not committed;
+    the sweep's DELETE must leave that condition. A condition on the charge point in the
+    DELETE (before 30 November) saw it connected still (the statement's snapshot) and
+    deleted it: offline, with no incident. Now the disconnection counts a recurrence on
+    the condition's row, the DELETE waits for that row and finds the count changed."""
+    if backend != "postgresql":
+        pytest.skip("SQLite writes one transaction at a time: no sweep writes beside another")
+    subject = str(world.cp_a)
+    with app.app_context():
+        since = record_connected(world.cp_a)
+        db.session.commit()
+        record_disconnections([(world.cp_a, since)])
+        db.session.commit()
+        back = record_connected(world.cp_a)  # back: the next sweep forgets the condition
+        db.session.commit()
+    with app.app_context():
+        record_disconnections([(world.cp_a, back)])  # gone again: written, not committed
+        sweeper = threading.Thread(target=_sweep, args=(app, 0))
+        sweeper.start()
+        time.sleep(1.0)
+        assert sweeper.is_alive()  # waiting for the disconnection's lock
+        db.session.commit()
+    sweeper.join(10)
+    assert not sweeper.is_alive()
+    assert _incidents(app) == [("offline", "pending", subject)]
+    with app.app_context():
+        assert _recurrences(subject) == 1
 
 
 def test_offline_after_five_minutes_and_a_quick_reconnect_is_nothing(app, world):
