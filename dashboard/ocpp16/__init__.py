@@ -18,7 +18,7 @@ import time
 from flask import Blueprint, Response, abort, current_app, g, request
 from sqlalchemy import select
 
-from dashboard.extensions import among, db, of_this_process
+from dashboard.extensions import among, db, of_this_process, sock
 from dashboard.models import Connector
 from dashboard.models.chargepoint import auth_key_matches
 from dashboard.ocpp16 import registry, remote
@@ -31,7 +31,7 @@ from dashboard.services import commands
 from dashboard.services.chargepoints import is_registered, record_disconnections
 from dashboard.services.errors import ServiceError
 from dashboard.services.permissions import SYSTEM
-from dashboard.websocket import inline_route
+from dashboard.websocket import websocket_handler
 
 bp = Blueprint("ocpp16", __name__)
 log = logging.getLogger(__name__)
@@ -194,7 +194,8 @@ def fresh_statuses() -> FreshStatuses:
     return of_this_process("ocpp_fresh_statuses", FreshStatuses)
 
 
-@inline_route(bp, "/ocpp/<identity>")
+@sock.route("/ocpp/<identity>", bp=bp)
+@websocket_handler
 def ocpp(ws, identity: str):
     """Serve one charge point until it disconnects."""
     if ws.subprotocol != SUBPROTOCOL:
