@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import (
     String,
     and_,
+    bindparam,
     case,
     cast,
     delete,
@@ -36,6 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.orm.attributes import set_committed_value
 
 from dashboard.extensions import (
+    BinaryArray,
     among,
     db,
     insert_all,
@@ -218,7 +220,7 @@ def _begin(
         insert_ignoring_duplicates(Incident).values(**row).returning(Incident.id)
     ).scalar()
     if inserted is not None and opened_at is not None:
-        _announce(db.session.get(Incident, inserted), "opened")
+        _announce([inserted], "opened")
 
 
 def _end(kind: str, subject: str, at: datetime) -> None:
@@ -277,22 +279,31 @@ def _end_all(
     ).all()
     if not still_open:
         return
-    resolved = db.session.execute(
-        update(Incident)
-        .where(Incident.kind == kind, among(Incident.subject, still_open), *unchanged)
-        .where(Incident.state == "open")
-        .values(
-            state="resolved",
+    resolve = update(Incident).where(Incident.kind == kind, Incident.state == "open", *unchanged)
+    if db.session.get_bind().dialect.name == "postgresql":
+        # Each subject's time from a pair of arrays joined in (UPDATE ... FROM): a CASE of
+        # every subject took 3 s to resolve 10,000 (each row compared with each subject,
+        # and a statement of 20,000 parameters).
+        times = select(
+            func.unnest(bindparam("subjects", still_open, BinaryArray(String()))).label("s"),
+            func.unnest(
+                bindparam("times", [ended[s] for s in still_open], BinaryArray(UTCDateTime()))
+            ).label("at"),
+        ).subquery("ended")
+        resolve = resolve.where(Incident.subject == times.c.s).values(resolved_at=times.c.at)
+    else:
+        resolve = resolve.where(among(Incident.subject, still_open)).values(
             resolved_at=case(
                 {subject: literal(ended[subject], UTCDateTime()) for subject in still_open},
                 value=Incident.subject,
-            ),
+            )
         )
+    resolved = db.session.execute(
+        resolve.values(state="resolved")
         .returning(Incident.id)
         .execution_options(synchronize_session=False)
     ).scalars()
-    for incident_id in list(resolved):
-        _announce(db.session.get(Incident, incident_id), "resolved")
+    _announce(list(resolved), "resolved")
 
 
 def on_status(connector, previous: str | None, status: str, error_code: str, source: str, at):
@@ -502,6 +513,7 @@ def sweep(now: datetime | None = None) -> bool:
         and_(Incident.kind == kind, Incident.since <= now - timedelta(seconds=seconds))
         for kind, seconds in in_force.shortest().items()
     ]
+    opened = []
     for incident in db.session.scalars(
         select(Incident)
         .where(Incident.state == "pending", or_(false(), *due))
@@ -511,7 +523,8 @@ def sweep(now: datetime | None = None) -> bool:
         if rule.enabled and incident.since <= now - timedelta(seconds=rule.seconds):
             incident.state = "open"
             incident.opened_at = now
-            _announce(incident, "opened")
+            opened.append(incident.id)
+    _announce(opened, "opened")
     db.session.commit()
     return True
 
@@ -590,21 +603,33 @@ def incident_data(incident: Incident) -> dict:
     }
 
 
-def _announce(incident: Incident, action: str) -> None:
+def _announce(ids: list[int], action: str) -> None:
+    """Emit `incident.<action>` and tell the live views, for each incident of `ids`, as
+    stored: written first, then read again all in one query (a sweep that opens or
+    resolves 10,000 offline conditions after an outage took 12 s with a flush and a
+    refresh for each)."""
+    if not ids:
+        return
     db.session.flush()
-    db.session.refresh(incident)
-    outbox.emit(None, f"incident.{action}", incident.company_id, incident_data(incident))
-    publish_after_commit(
-        db.session,
-        {
-            "type": "incident",
-            "action": action,
-            "incident_id": incident.id,
-            "cp_id": incident.cp_id,
-            "connector_id": incident.connector_id,
-            "company_id": incident.company_id,
-        },
-    )
+    stored = db.session.scalars(
+        select(Incident)
+        .where(among(Incident.id, ids))
+        .order_by(Incident.id)
+        .execution_options(populate_existing=True)
+    ).unique()
+    for incident in stored:
+        outbox.emit(None, f"incident.{action}", incident.company_id, incident_data(incident))
+        publish_after_commit(
+            db.session,
+            {
+                "type": "incident",
+                "action": action,
+                "incident_id": incident.id,
+                "cp_id": incident.cp_id,
+                "connector_id": incident.connector_id,
+                "company_id": incident.company_id,
+            },
+        )
 
 
 def _visible(user: User):
@@ -682,5 +707,5 @@ def acknowledge(user: User, incident_id: int, note: str | None = None) -> Incide
     incident.acknowledged_at = utcnow()
     incident.acknowledged_by_id = user.id
     incident.acknowledgement_note = note
-    _announce(incident, "acknowledged")
+    _announce([incident.id], "acknowledged")
     return incident

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select, update
 
 from dashboard.extensions import db, try_transaction_lock
-from dashboard.models import ChargePoint, Command, ConnectivityEvent, Incident
+from dashboard.models import ChargePoint, Command, ConnectivityEvent, Incident, OutboxEvent
 from dashboard.models.types import utcnow
 from dashboard.services import incidents
 from dashboard.services.chargepoints import record_connected, record_disconnections
@@ -266,6 +266,39 @@ def test_a_disconnection_still_being_written_keeps_its_condition_through_a_sweep
     assert _incidents(app) == [("offline", "pending", subject)]
     with app.app_context():
         assert _recurrences(subject) == 1
+
+
+def test_one_sweep_resolves_many_offline_conditions_each_at_its_own_reconnect(app, world):
+    # One UPDATE for all (on PostgreSQL the times joined in from arrays), each its own time.
+    cps = (world.cp_a, world.cp_b)
+    with app.app_context():
+        marks = [(cp_id, record_connected(cp_id)) for cp_id in cps]
+        db.session.commit()
+        record_disconnections(marks)
+        db.session.commit()
+    _sweep(app, 6)  # past the hold-down: open
+    assert sorted(_incidents(app)) == [("offline", "open", str(cp_id)) for cp_id in sorted(cps)]
+    backs = {}
+    with app.app_context():
+        for cp_id in cps:
+            backs[str(cp_id)] = record_connected(cp_id)
+            db.session.commit()
+            time.sleep(0.01)
+    _sweep(app, 0)
+    with app.app_context():
+        resolved = db.session.execute(
+            select(Incident.subject, Incident.resolved_at).where(Incident.state == "resolved")
+        ).all()
+        events = [
+            json.loads(data)
+            for data in db.session.scalars(
+                select(OutboxEvent.data).where(OutboxEvent.type == "incident.resolved")
+            )
+        ]
+    assert dict(resolved) == backs
+    assert backs[str(world.cp_a)] != backs[str(world.cp_b)]
+    assert sorted(e["chargepoint_id"] for e in events) == sorted(cps)  # one event each
+    assert {e["state"] for e in events} == {"resolved"}
 
 
 def test_offline_after_five_minutes_and_a_quick_reconnect_is_nothing(app, world):
