@@ -157,6 +157,19 @@ def test_the_disconnection_of_an_older_connection_leaves_the_newer_one(app, worl
     assert _incidents(app) == []
 
 
+def _gone_and_back(app, cp_id: int):
+    """Connected, disconnected (a pending offline condition), connected again; each
+    committed. Returns the last connection's mark."""
+    with app.app_context():
+        since = record_connected(cp_id)
+        db.session.commit()
+        record_disconnections([(cp_id, since)])
+        db.session.commit()
+        back = record_connected(cp_id)
+        db.session.commit()
+        return back
+
+
 def test_a_sweep_that_read_a_reconnect_leaves_a_disconnection_begun_after_its_read(app, world):
     """The sweep reads the offline conditions of connected charge points, then forgets
     them; a charge point gone again in between (its earlier condition already forgotten by
@@ -164,13 +177,8 @@ def test_a_sweep_that_read_a_reconnect_leaves_a_disconnection_begun_after_its_re
     and the new one with it: the charge point offline with no incident; seen once as a
     CI failure of the test below, a test server's sweep running beside the test's)."""
     subject = str(world.cp_a)
+    back = _gone_and_back(app, world.cp_a)
     with app.app_context():
-        since = record_connected(world.cp_a)
-        db.session.commit()
-        record_disconnections([(world.cp_a, since)])
-        db.session.commit()
-        back = record_connected(world.cp_a)
-        db.session.commit()
         looked = utcnow()
         # a sweep reads now (`looked`): the condition ended at `back`; another sweep
         # forgets it, and the charge point goes again before this one writes
@@ -247,13 +255,7 @@ def test_a_disconnection_still_being_written_keeps_its_condition_through_a_sweep
     if backend != "postgresql":
         pytest.skip("SQLite writes one transaction at a time: no sweep writes beside another")
     subject = str(world.cp_a)
-    with app.app_context():
-        since = record_connected(world.cp_a)
-        db.session.commit()
-        record_disconnections([(world.cp_a, since)])
-        db.session.commit()
-        back = record_connected(world.cp_a)  # back: the next sweep forgets the condition
-        db.session.commit()
+    back = _gone_and_back(app, world.cp_a)  # the next sweep forgets the condition
     with app.app_context():
         record_disconnections([(world.cp_a, back)])  # gone again: written, not committed
         sweeper = threading.Thread(target=_sweep, args=(app, 0))
