@@ -23,7 +23,6 @@ from datetime import datetime, timedelta
 from sqlalchemy import (
     String,
     and_,
-    bindparam,
     case,
     cast,
     delete,
@@ -32,17 +31,18 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.orm.attributes import set_committed_value
 
 from dashboard.extensions import (
-    BinaryArray,
     among,
     db,
     insert_all,
     insert_ignoring_duplicates,
     try_transaction_lock,
+    unnest,
 )
 from dashboard.live.events import publish_after_commit
 from dashboard.models import (
@@ -284,13 +284,18 @@ def _end_all(
         # Each subject's time from a pair of arrays joined in (UPDATE ... FROM): a CASE of
         # every subject took 3 s to resolve 10,000 (each row compared with each subject,
         # and a statement of 20,000 parameters).
-        times = select(
-            func.unnest(bindparam("subjects", still_open, BinaryArray(String()))).label("s"),
-            func.unnest(
-                bindparam("times", [ended[s] for s in still_open], BinaryArray(UTCDateTime()))
-            ).label("at"),
-        ).subquery("ended")
-        resolve = resolve.where(Incident.subject == times.c.s).values(resolved_at=times.c.at)
+        table = Incident.__table__
+        arrays, binds = unnest(table, ("subject", "resolved_at"))
+        times = (
+            text(f"SELECT * FROM {arrays} AS t(subject, resolved_at)")
+            .bindparams(*binds)
+            .bindparams(subject=still_open, resolved_at=[ended[s] for s in still_open])
+            .columns(subject=table.c.subject.type, resolved_at=table.c.resolved_at.type)
+            .subquery("ended")
+        )
+        resolve = resolve.where(Incident.subject == times.c.subject).values(
+            resolved_at=times.c.resolved_at
+        )
     else:
         resolve = resolve.where(among(Incident.subject, still_open)).values(
             resolved_at=case(
