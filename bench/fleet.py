@@ -18,7 +18,8 @@ seconds at `--deploy-rate`): 5 s in, gunicorn is reloaded (SIGHUP), its old work
 every charge point socket with 1012 and the charge points come back within 30 s each
 (uniform jitter, as in a storm).
 Prints, per step and server, what was acknowledged per second with p50 / p99, the worker
-CPU per acknowledged message (from /proc), and the load generator's own CPU; then the
+CPU per acknowledged message (from /proc; for Plugboard also PostgreSQL's), and the load
+generator's own CPU; then the
 capacity of each (the highest step acknowledged at ≥ 98 % of what was offered with p99
 under 1 s; a server that holds the top step has its limit above it, said so, and the ratio
 is then a bound, not a measure), Plugboard's against the bare server's and against 2,000
@@ -27,8 +28,9 @@ per 1,000 connected charge points per worker; for the deploy, the sockets closed
 1012, how many came back and how soon, acknowledged statuses missing and messages stored
 twice.
 
-    .venv/bin/python bench/fleet.py [--count 10000] [--rates 1000,2000,3000,4000,6000,8000,10000]
-        [--seconds 10] [--clients 2] [--storm 30] [--sessions 30] [--steady 30] [--browsers 10]
+    .venv/bin/python bench/fleet.py [--count 10000]
+        [--rates 1000,2000,3000,4000,6000,8000,10000,12000,14000] [--seconds 10]
+        [--clients 2] [--storm 30] [--sessions 30] [--steady 30] [--browsers 10]
         [--deploy 75] [--deploy-rate 1000] [--no-bare]
 """
 
@@ -110,12 +112,14 @@ def drive(
     servers: list[int],
     observe=None,
     deploy=None,
+    database_pids=None,
 ) -> dict:
     """Run the client processes against `url`; sample the servers' CPU per step and their
     memory once connected; `observe(seconds)`, if given, runs in a thread through the
     steady step (rate None) and its result is returned as figures["live"]; `deploy()`, if
-    given, is called DEPLOY_AFTER seconds into the last step. Returns the merged
-    figures."""
+    given, is called DEPLOY_AFTER seconds into the last step; `database_pids()`, if given,
+    lists the database server's processes, whose CPU per step is given beside the
+    servers'. Returns the merged figures."""
     share = args.count // args.clients
     connect_time = args.storm + 40
     start_at = time.time() + connect_time
@@ -152,7 +156,7 @@ def drive(
     time.sleep(max(0.0, start_at - time.time() - 1))
     memory = {pid: rss_mb(pid) - memory_before[pid] for pid in servers}
     storm_cpu = cpu_seconds(servers) - storm_cpu
-    server_cpu = []
+    server_cpu, database_cpu = [], []
     observer, live = None, {}
     for begin, (rate, seconds) in zip(schedule(start_at, steps), steps, strict=True):
         time.sleep(max(0.0, begin - time.time()))
@@ -160,6 +164,10 @@ def drive(
             observer = threading.Thread(target=lambda s=seconds: live.update(observe(s)))
             observer.start()
         before = cpu_seconds(servers)
+        # The database's processes as the step begins (its connections, kept in the pools,
+        # last through the step; one that ends within it takes its CPU with it).
+        database = database_pids() if database_pids is not None else []
+        database_before = cpu_seconds(database)
         if deploy is not None and len(server_cpu) == len(steps) - 1:
             time.sleep(DEPLOY_AFTER)
             deploy()
@@ -167,6 +175,7 @@ def drive(
         else:
             time.sleep(seconds + GAP - 0.5)
         server_cpu.append(cpu_seconds(servers) - before)
+        database_cpu.append(cpu_seconds(database) - database_before if database else None)
     if observer is not None:
         observer.join(timeout=120)
     lines = []
@@ -213,6 +222,11 @@ def drive(
                 "p50_ms": max(p["p50_ms"] for p in parts),
                 "p99_ms": max(p["p99_ms"] for p in parts),
                 "server_cpu_ms_per_ack": server_cpu[index] / max(1, acked) * 1000,
+                "database_cpu_ms_per_ack": (
+                    None
+                    if database_cpu[index] is None
+                    else database_cpu[index] / max(1, acked) * 1000
+                ),
                 "client_cpu_share": sum(p["client_cpu"] for p in parts) / (seconds + 2),
                 "dropped": max(p["dropped"] for p in parts),
                 "deploy": deploy is not None and index == len(steps) - 1,
@@ -405,6 +419,11 @@ def show(name: str, figures: dict) -> None:
                 if step["deploy"]
                 else f"server CPU {step['server_cpu_ms_per_ack']:.2f} ms/ack, "
             )
+            + (
+                ""
+                if step["deploy"] or step["database_cpu_ms_per_ack"] is None
+                else f"PostgreSQL {step['database_cpu_ms_per_ack']:.2f} ms/ack, "
+            )
             + f"load generator CPU {step['client_cpu_share']:.2f} cores"
         )
         print(
@@ -427,7 +446,7 @@ def show(name: str, figures: dict) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=10_000)
-    parser.add_argument("--rates", default="1000,2000,3000,4000,6000,8000,10000")
+    parser.add_argument("--rates", default="1000,2000,3000,4000,6000,8000,10000,12000,14000")
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--clients", type=int, default=2)
     parser.add_argument("--storm", type=float, default=30)
@@ -492,6 +511,7 @@ def main() -> int:
             workers,
             lambda seconds: asyncio.run(observe(port, seconds, probes, args.browsers)),
             (lambda: os.kill(process.pid, signal.SIGHUP)) if args.deploy else None,
+            server.pids,
         )
         process.terminate()
         process.wait(timeout=60)
