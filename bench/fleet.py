@@ -19,14 +19,13 @@ every charge point socket with 1012 and the charge points come back within 30 s 
 (uniform jitter, as in a storm).
 Prints, per step and server, what was acknowledged per second with p50 / p99, the worker
 CPU per acknowledged message (from /proc; for Plugboard also PostgreSQL's), and the load
-generator's own CPU; then the
-capacity of each (the highest step acknowledged at ≥ 98 % of what was offered with p99
-under 1 s; a server that holds the top step has its limit above it, said so, and the ratio
-is then a bound, not a measure), Plugboard's against the bare server's and against 2,000
-persisted/s; every acknowledged status checked in the database; and the resident memory
-per 1,000 connected charge points per worker; for the deploy, the sockets closed with
-1012, how many came back and how soon, acknowledged statuses missing and messages stored
-twice.
+generator's own CPU; then the capacity of each (the highest step acknowledged at ≥ 98 % of
+what was offered with p99 under 1 s; a server that holds the top step has its limit above
+it, said so, and the ratio is then a bound, not a measure), Plugboard's against the bare
+server's and against 2,000 persisted/s; every acknowledged status checked in the
+database; and the resident memory per 1,000 connected charge points per worker; for the
+deploy, the sockets closed with 1012, how many came back and how soon, acknowledged
+statuses missing and messages stored twice.
 
     .venv/bin/python bench/fleet.py [--count 10000]
         [--rates 1000,2000,3000,4000,6000,8000,10000,12000,14000] [--seconds 10]
