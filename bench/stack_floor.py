@@ -13,10 +13,11 @@ acknowledge every CALL and store nothing:
   `--workers` gevent workers).
 
 Prints each server's figures as bench/fleet.py does (its CPU per acknowledgement from
-/proc) and its capacity (the highest step acknowledged at >= 98 % with p99 under 1 s).
-The gap between `flask-sock` here and Plugboard in bench/fleet.py is what Plugboard itself
-does per message (parsing and validation, the batch and its commit, events); the gap
-between the two here is the stack's.
+/proc, its resident memory per 1,000 connected charge points per process) and its
+capacity (the highest step acknowledged at >= 98 % with p99 under 1 s). The gap between
+`flask-sock` here and Plugboard in bench/fleet.py is what Plugboard itself does per
+message (parsing and validation, the batch and its commit, events); the gap between the
+two here is the stack's.
 """
 
 from __future__ import annotations
@@ -89,6 +90,8 @@ def main() -> int:
         finally:
             stop_process(process)
         show(name, figures)
+        for pid, mb in figures["memory_mb_per_1000_per_worker"].items():
+            print(f"{name}: process {pid}: {mb:.1f} MB resident per 1,000 charge points")
         found[name] = capacity(figures)
     print()
     for name, (rate, at_top) in found.items():
