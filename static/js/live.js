@@ -27,21 +27,35 @@
   // its main fragment), so that a page may mark several parts.
   function refresh() {
     document.querySelectorAll("[data-live-refresh]").forEach(function (element) {
-      // A row being edited survives the reload: put back in place of its new copy.
-      var editing = Array.prototype.slice.call(element.querySelectorAll("tr.editing"));
       // Each from its own source: requests of one source queue, and htmx keeps only the
       // last one queued.
       htmx.ajax("GET", window.location.pathname + window.location.search, {
         source: element, target: "#" + element.id, select: "#" + element.id,
         swap: "outerHTML", headers: { "HX-Boosted": "true" }
-      }).then(function () {
-        editing.forEach(function (row) {
-          var fresh = document.getElementById(row.id);
-          if (fresh && fresh !== row) { fresh.replaceWith(row); }
-        });
       });
     });
   }
+
+  // A row being edited survives the reload of its part: taken out as the new copy of the
+  // part is swapped in, and put back in place of its own new copy. Taken at the swap, not
+  // when the reload was asked for: an editor opened while the reload was on its way (a
+  // resync the server sent, say) is kept too.
+  var editing = {};
+  document.body.addEventListener("htmx:beforeSwap", function (event) {
+    var target = event.detail.target;
+    if (!target || !target.hasAttribute || !target.hasAttribute("data-live-refresh")) { return; }
+    var rows = Array.prototype.slice.call(target.querySelectorAll("tr.editing"));
+    if (rows.length) { editing[target.id] = rows; }
+  });
+  document.body.addEventListener("htmx:afterSwap", function (event) {
+    var rows = event.target && editing[event.target.id];
+    if (!rows) { return; }
+    delete editing[event.target.id];
+    rows.forEach(function (row) {
+      var fresh = document.getElementById(row.id);
+      if (fresh && fresh !== row) { fresh.replaceWith(row); }
+    });
+  });
 
   // What the list filters on screen ask for, from the filter form ("" means any).
   var FILTERS = { status: "status", error_code: "errorCode", type: "type",
