@@ -140,15 +140,21 @@ class ConnectedChargePoint:
         self.thread.join(15)
 
 
-def test_an_open_edit_survives_a_live_update_and_says_what_changed(
-    app, page_as, site, live_port, world
-):
+def _watching_a_connector(app, page_as, site, world):
+    """An operator's page of charge point A, with its connector 1, live."""
     with app.app_context():
         create_connector(SYSTEM, connector_id=1, connector_cp_id=world.cp_a, source="api")
         db.session.commit()
     page = page_as("admin@example.com")
     with page.expect_websocket(lambda ws: "/live/ws" in ws.url):
         page.goto(f"{site}/chargepoints/{world.cp_a}")
+    return page
+
+
+def test_an_open_edit_survives_a_live_update_and_says_what_changed(
+    app, page_as, site, live_port, world
+):
+    page = _watching_a_connector(app, page_as, site, world)
     row = page.locator(f"#connector-{world.cp_a}-1")
     row.get_by_role("button", name="Edit").click()
     volt = row.locator("input[name=connector_max_volt]")
@@ -391,12 +397,7 @@ def test_a_minute_of_live_traffic_gives_no_console_error(app, chromium, site, li
 def test_an_open_edit_survives_a_reload_of_its_table(app, page_as, site, live_port, world):
     """After a dropped live connection (or a resync), the page reloads its tables: the row
     being edited is kept, with what was typed."""
-    with app.app_context():
-        create_connector(SYSTEM, connector_id=1, connector_cp_id=world.cp_a, source="api")
-        db.session.commit()
-    page = page_as("admin@example.com")
-    with page.expect_websocket(lambda ws: "/live/ws" in ws.url):
-        page.goto(f"{site}/chargepoints/{world.cp_a}")
+    page = _watching_a_connector(app, page_as, site, world)
     row = page.locator(f"#connector-{world.cp_a}-1")
     row.get_by_role("button", name="Edit").click()
     row.locator("input[name=connector_max_volt]").fill("777")
@@ -416,12 +417,7 @@ def test_an_edit_opened_while_a_reload_is_on_its_way_survives_it(
     and answered after it keeps the editor too: the rows being edited are taken as the new
     copy is swapped in, not when the reload was asked for (a flaky failure of the test
     above, 4 runs in 25, until they were)."""
-    with app.app_context():
-        create_connector(SYSTEM, connector_id=1, connector_cp_id=world.cp_a, source="api")
-        db.session.commit()
-    page = page_as("admin@example.com")
-    with page.expect_websocket(lambda ws: "/live/ws" in ws.url):
-        page.goto(f"{site}/chargepoints/{world.cp_a}")
+    page = _watching_a_connector(app, page_as, site, world)
     held = []
 
     def hold_reloads(route):  # the reloads (the page, boosted) wait until let go
