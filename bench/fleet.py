@@ -89,6 +89,13 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / TICKS
 
 
+def database_processes(server) -> list[int]:
+    """The throwaway PostgreSQL's processes now: its postmaster and the children it
+    forked (a backend per connection, and its own workers)."""
+    postmaster = server.postmaster_pid()
+    return [] if postmaster is None else [postmaster, *children(postmaster)]
+
+
 def rss_mb(pid: int) -> float:
     with open(f"/proc/{pid}/status") as status:
         for line in status:
@@ -510,7 +517,7 @@ def main() -> int:
             workers,
             lambda seconds: asyncio.run(observe(port, seconds, probes, args.browsers)),
             (lambda: os.kill(process.pid, signal.SIGHUP)) if args.deploy else None,
-            server.pids,
+            lambda: database_processes(server),
         )
         process.terminate()
         process.wait(timeout=60)

@@ -94,17 +94,13 @@ class PostgresServer:
         drop), keeping its data for `resume`."""
         self._run(_pg_bin("pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
 
-    def pids(self) -> list[int]:
-        """The server's processes now: the postmaster and its children (a backend per
-        connection, and its own workers); none when it is not running."""
+    def postmaster_pid(self) -> int | None:
+        """The server's main process (its parent of every backend), or None when it is
+        not running."""
         try:
-            postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+            return int((self.data / "postmaster.pid").read_text().split()[0])
         except (FileNotFoundError, IndexError, ValueError):
-            return []
-        found = subprocess.run(
-            ["pgrep", "-P", str(postmaster)], capture_output=True, text=True
-        ).stdout
-        return [postmaster, *(int(pid) for pid in found.split())]
+            return None
 
     def create_database(self, name: str) -> str:
         """Create database `name`; returns its SQLAlchemy URL."""
