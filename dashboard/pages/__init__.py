@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import re
 from datetime import timedelta
 
 from flask import (
@@ -19,6 +20,7 @@ from flask import (
     url_for,
 )
 from flask_login import current_user, login_required
+from markupsafe import Markup, escape
 from ocpp.v16.enums import AvailabilityType
 
 from dashboard.extensions import db
@@ -51,6 +53,14 @@ bp = Blueprint("pages", __name__)
 create_schema = ConnectorCreateSchema()
 update_schema = ConnectorUpdateSchema()
 AVAILABILITY_TYPES = [kind.value for kind in AvailabilityType]
+_WORD_START = re.compile(r"(?<=[a-z])(?=[A-Z])")
+
+
+@bp.app_template_filter("breakable")
+def breakable(name: str | None) -> Markup:
+    """A CamelCase name (an OCPP error code) that may wrap between its words in a narrow
+    column: "EVCommunication<wbr>Error"."""
+    return Markup(_WORD_START.sub("<wbr>", str(escape(name or ""))))
 
 
 @bp.before_request

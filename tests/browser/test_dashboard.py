@@ -155,3 +155,49 @@ def test_headers_sort_the_list_and_a_second_click_reverses_it(page_as, site, wor
     expect(rows.first).to_have_id(f"connector-{world.cp_b}-1")
     expect(page.locator("th[aria-sort=descending]")).to_contain_text("Charge point")
     expect(page.get_by_label("Sort by")).to_have_value("-chargepoint")
+
+
+def _sideways(page) -> list[tuple[str, int]]:
+    """The tables of the page that do not fit their card: (id, pixels too wide)."""
+    return page.evaluate(
+        """[...document.querySelectorAll('.table-wrap')]
+            .filter(wrap => wrap.scrollWidth > wrap.clientWidth)
+            .map(wrap => [wrap.querySelector('table')?.id || wrap.id,
+                          wrap.scrollWidth - wrap.clientWidth])"""
+    )
+
+
+# A desktop, a laptop, the narrowest table layout, the widest card layout, a tablet held
+# sideways, one held upright and a phone.
+@pytest.mark.parametrize("width", [1366, 1280, 1081, 1080, 1024, 820, 390])
+def test_a_row_being_edited_keeps_save_and_cancel_within_its_card(
+    app, page_as, site, world, connectors, width
+):
+    with app.app_context():  # the longest values a row shows
+        create_connector(
+            SYSTEM,
+            connector_id=3,
+            connector_cp_id=world.cp_a,
+            connector_type="CHAdeMO",
+            connector_status="SuspendedEVSE",
+            connector_error_code="EVCommunicationError",
+            connector_max_volt=1000,
+            connector_max_amp=500,
+            source="api",
+        )
+        db.session.commit()
+    page = page_as("admin@example.com")
+    page.set_viewport_size({"width": width, "height": 900})
+    page.goto(f"{site}/connectors")
+    assert _sideways(page) == []
+    page.goto(f"{site}/chargepoints/{world.cp_a}")
+    assert _sideways(page) == []
+    row = page.locator(f"#connector-{world.cp_a}-3")
+    row.get_by_role("button", name="Edit").click()
+    expect(row.locator("input[name=connector_max_volt]")).to_have_value("1000")
+    assert _sideways(page) == []
+    card = page.locator("#connectors-of-chargepoint").bounding_box()
+    for name in ("Save", "Cancel"):
+        box = row.get_by_role("button", name=name).bounding_box()
+        assert card["x"] <= box["x"] and box["x"] + box["width"] <= card["x"] + card["width"]
+    assert page.evaluate("document.documentElement.scrollWidth") <= width

@@ -51,6 +51,12 @@ def test_the_incidents_page_shows_and_acknowledges_a_company_s_own(app, world):
     assert other.status_code == 404
     cp_page = client.get(f"/chargepoints/{world.cp_a}").get_data(as_text=True)
     assert 'id="recent-incidents"' in cp_page and "faulted" in cp_page
+    # The incidents have a card of their own, before the connectors' heading and table.
+    assert (
+        cp_page.index('id="recent-incidents"')
+        < cp_page.index("<h2>Connectors</h2>")
+        < cp_page.index('id="connectors-of-chargepoint"')
+    )
     assert client.get("/incidents/rules").status_code == 403
 
 
