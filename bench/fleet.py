@@ -89,11 +89,18 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / TICKS
 
 
-def database_processes(server) -> list[int]:
-    """The throwaway PostgreSQL's processes now: its postmaster and the children it
-    forked (a backend per connection, and its own workers)."""
+def database_cpu(server) -> float:
+    """The CPU seconds the throwaway PostgreSQL has used so far: its processes now (the
+    postmaster, a backend per connection, its own workers) and those it has reaped (a
+    parallel query's workers, a backend whose connection closed), whose time the kernel
+    adds to the postmaster's children's time."""
     postmaster = server.postmaster_pid()
-    return [] if postmaster is None else [postmaster, *children(postmaster)]
+    if postmaster is None:
+        return 0.0
+    with open(f"/proc/{postmaster}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    reaped = (int(fields[13]) + int(fields[14])) / TICKS  # cutime, cstime
+    return cpu_seconds([postmaster, *children(postmaster)]) + reaped
 
 
 def rss_mb(pid: int) -> float:
@@ -118,13 +125,13 @@ def drive(
     servers: list[int],
     observe=None,
     deploy=None,
-    database_pids=None,
+    database=None,
 ) -> dict:
     """Run the client processes against `url`; sample the servers' CPU per step and their
     memory once connected; `observe(seconds)`, if given, runs in a thread through the
     steady step (rate None) and its result is returned as figures["live"]; `deploy()`, if
-    given, is called DEPLOY_AFTER seconds into the last step; `database_pids()`, if given,
-    lists the database server's processes, whose CPU per step is given beside the
+    given, is called DEPLOY_AFTER seconds into the last step; `database()`, if given,
+    gives the database server's CPU seconds so far, whose use per step is given beside the
     servers'. Returns the merged figures."""
     share = args.count // args.clients
     connect_time = args.storm + 40
@@ -162,7 +169,7 @@ def drive(
     time.sleep(max(0.0, start_at - time.time() - 1))
     memory = {pid: rss_mb(pid) - memory_before[pid] for pid in servers}
     storm_cpu = cpu_seconds(servers) - storm_cpu
-    server_cpu, database_cpu = [], []
+    server_cpu, database_used = [], []
     observer, live = None, {}
     for begin, (rate, seconds) in zip(schedule(start_at, steps), steps, strict=True):
         time.sleep(max(0.0, begin - time.time()))
@@ -170,10 +177,7 @@ def drive(
             observer = threading.Thread(target=lambda s=seconds: live.update(observe(s)))
             observer.start()
         before = cpu_seconds(servers)
-        # The database's processes as the step begins (its connections, kept in the pools,
-        # last through the step; one that ends within it takes its CPU with it).
-        database = database_pids() if database_pids is not None else []
-        database_before = cpu_seconds(database)
+        database_before = database() if database is not None else None
         if deploy is not None and len(server_cpu) == len(steps) - 1:
             time.sleep(DEPLOY_AFTER)
             deploy()
@@ -181,7 +185,7 @@ def drive(
         else:
             time.sleep(seconds + GAP - 0.5)
         server_cpu.append(cpu_seconds(servers) - before)
-        database_cpu.append(cpu_seconds(database) - database_before if database else None)
+        database_used.append(None if database is None else database() - database_before)
     if observer is not None:
         observer.join(timeout=120)
     lines = []
@@ -230,8 +234,8 @@ def drive(
                 "server_cpu_ms_per_ack": server_cpu[index] / max(1, acked) * 1000,
                 "database_cpu_ms_per_ack": (
                     None
-                    if database_cpu[index] is None
-                    else database_cpu[index] / max(1, acked) * 1000
+                    if database_used[index] is None
+                    else database_used[index] / max(1, acked) * 1000
                 ),
                 "client_cpu_share": sum(p["client_cpu"] for p in parts) / (seconds + 2),
                 "dropped": max(p["dropped"] for p in parts),
@@ -517,7 +521,7 @@ def main() -> int:
             workers,
             lambda seconds: asyncio.run(observe(port, seconds, probes, args.browsers)),
             (lambda: os.kill(process.pid, signal.SIGHUP)) if args.deploy else None,
-            lambda: database_processes(server),
+            lambda: database_cpu(server),
         )
         process.terminate()
         process.wait(timeout=60)

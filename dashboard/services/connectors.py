@@ -6,14 +6,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from sqlalchemy import Select, bindparam, func, inspect, select, text
+from sqlalchemy import Select, bindparam, func, inspect, select, text, tuple_
 from sqlalchemy import event as sa_event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import InstanceState, Session, contains_eager
 from sqlalchemy.orm.base import NO_VALUE
 from sqlalchemy.orm.exc import StaleDataError
 
-from dashboard.extensions import among, db, insert_all, unnest
+from dashboard.extensions import db, insert_all, unnest
 from dashboard.live.events import publish_after_commit
 from dashboard.models import ChargePoint, Company, Connector, ConnectorStatusHistory, User
 from dashboard.models.types import utcnow
@@ -573,6 +573,31 @@ def status_event(
     return (cp_id, connector_id, message_id, status, error_code, event_time)
 
 
+# What `recorded_already` reads of the history.
+_RECORDED = ("connector_cp_id", "connector_id", "message_id", "status", "error_code")
+_RECORDED += ("event_time", "received")
+
+
+@lru_cache(maxsize=1)
+def _recorded_pairs():
+    """The history rows of (charge point, message id) pairs, on PostgreSQL: the pairs as
+    two arrays, joined to the history, an index lookup each. Two `= ANY` conditions, one
+    per column, read every row of the batch's charge points whose message id is any of the
+    batch's: with 200 rows of history per charge point, 30,000 rows and 33 ms for a batch
+    of 150 (in parallel workers), against 0.4 ms this way; and the history is kept."""
+    table = ConnectorStatusHistory.__table__
+    arrays, binds = unnest(table, ("connector_cp_id", "message_id"))
+    return (
+        text(
+            f"SELECT {', '.join(f'h.{name}' for name in _RECORDED)} "
+            f"FROM {table.name} AS h JOIN {arrays} AS k(cp_id, message_id) "
+            "ON h.connector_cp_id = k.cp_id AND h.message_id = k.message_id"
+        )
+        .bindparams(*binds)
+        .columns(*(table.c[name] for name in _RECORDED))
+    )
+
+
 def recorded_already(events: list[tuple]) -> set[tuple]:
     """Which of `events` (each a `status_event`) were recorded already under their message
     id: one query for all.
@@ -581,21 +606,19 @@ def recorded_already(events: list[tuple]) -> set[tuple]:
     it was received within RETRY_WINDOW."""
     if not events:
         return set()
-    History = ConnectorStatusHistory
-    rows = db.session.execute(
-        select(
-            History.connector_cp_id,
-            History.connector_id,
-            History.message_id,
-            History.status,
-            History.error_code,
-            History.event_time,
-            History.received,
-        ).where(  # a few more than those asked for, perhaps: kept below are only those
-            among(History.connector_cp_id, {event[0] for event in events}),
-            among(History.message_id, {event[2] for event in events}),
+    pairs = sorted({(event[0], event[2]) for event in events})
+    if db.session.get_bind().dialect.name == "postgresql":
+        cp_ids, message_ids = zip(*pairs, strict=True)
+        rows = db.session.execute(
+            _recorded_pairs(), {"connector_cp_id": list(cp_ids), "message_id": list(message_ids)}
         )
-    )
+    else:
+        History = ConnectorStatusHistory
+        rows = db.session.execute(
+            select(*(History.__table__.c[name] for name in _RECORDED)).where(
+                tuple_(History.connector_cp_id, History.message_id).in_(pairs)
+            )
+        )
     recent = utcnow() - RETRY_WINDOW
     found = set()
     for cp_id, connector_id, message_id, status, error_code, event_time, received in rows:
