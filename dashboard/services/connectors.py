@@ -581,10 +581,10 @@ _RECORDED += ("event_time", "received")
 @lru_cache(maxsize=1)
 def _recorded_pairs():
     """The history rows of (charge point, message id) pairs, on PostgreSQL: the pairs as
-    two arrays, joined to the history, an index lookup each. Two `= ANY` conditions, one
-    per column, read every row of the batch's charge points whose message id is any of the
-    batch's: with 200 rows of history per charge point, 30,000 rows and 33 ms for a batch
-    of 150 (in parallel workers), against 0.4 ms this way; and the history is kept."""
+    two arrays, joined to the history, an index lookup each (0.4–0.6 ms for 150). Two
+    `= ANY` conditions, one per column, made PostgreSQL read every row of the batch's
+    charge points (2,000,000 rows of history: 29,718 rows, 33 ms for 150 pairs) or look up
+    every combination (10,000,000 rows: 22,500 lookups, 20 ms); the history is kept."""
     table = ConnectorStatusHistory.__table__
     arrays, binds = unnest(table, ("connector_cp_id", "message_id"))
     return (
