@@ -574,8 +574,15 @@ def status_event(
 
 
 # What `recorded_already` reads of the history.
-_RECORDED = ("connector_cp_id", "connector_id", "message_id", "status", "error_code")
-_RECORDED += ("event_time", "received")
+_RECORDED = (
+    "connector_cp_id",
+    "connector_id",
+    "message_id",
+    "status",
+    "error_code",
+    "event_time",
+    "received",
+)
 
 
 @lru_cache(maxsize=1)
