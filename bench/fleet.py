@@ -77,15 +77,22 @@ def children(pid: int) -> list[int]:
     return [int(line) for line in found.split()]
 
 
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/`pid`/stat after the command name (utime is [11]), or None for
+    a process that is gone (a worker replaced by a deploy)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return None
+
+
 def cpu_seconds(pids: list[int]) -> float:
     total = 0
     for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except FileNotFoundError:  # a worker replaced by a deploy
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
+        fields = _stat(pid)
+        if fields is not None:
+            total += int(fields[11]) + int(fields[12])  # utime, stime
     return total / TICKS
 
 
@@ -95,10 +102,9 @@ def database_cpu(server) -> float:
     parallel query's workers, a backend whose connection closed), whose time the kernel
     adds to the postmaster's children's time."""
     postmaster = server.postmaster_pid()
-    if postmaster is None:
+    fields = None if postmaster is None else _stat(postmaster)
+    if fields is None:
         return 0.0
-    with open(f"/proc/{postmaster}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
     reaped = (int(fields[13]) + int(fields[14])) / TICKS  # cutime, cstime
     return cpu_seconds([postmaster, *children(postmaster)]) + reaped
 
